@@ -1,0 +1,279 @@
+"""One customer message, end to end: store it, ask Rasa, store and push the replies.
+
+This is the only place that wires storage, Rasa, sentiment and handoff together.
+Storage calls are synchronous SQLAlchemy and run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.rasa_client import RasaClient, RasaTurn, RasaUnavailable
+from bot.serializers import conversation_view, message_view
+from tandem.bus import EventBus, conversation_topic
+from tandem.conversations import service
+from tandem.conversations.models import Conversation, Message
+from tandem.conversations.states import BOT_HANDLES, State
+from tandem.db import session_scope
+
+logger = logging.getLogger(__name__)
+
+BOT_UNAVAILABLE_TEXT = (
+    "Sorry, I'm having trouble answering right now. Your message is saved, "
+    "and you can ask for a person at any time."
+)
+HANDOFF_DEFAULT_TEXT = "I'll connect you with a person. Please stay with me."
+
+
+@dataclass
+class TurnResult:
+    message: dict[str, Any]
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    conversation: dict[str, Any] = field(default_factory=dict)
+    duplicate: bool = False
+
+
+@dataclass
+class _Incoming:
+    message: dict[str, Any]
+    message_id: int
+    forward_to_bot: bool
+    rasa_metadata: dict[str, Any]
+    duplicate: bool
+
+
+class ChatFlows:
+    def __init__(self, engine: Engine, rasa: RasaClient, bus: EventBus) -> None:
+        self.engine = engine
+        self.rasa = rasa
+        self.bus = bus
+        # One turn at a time per conversation, so replies keep the customer's order.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[conversation_id] = lock
+        return lock
+
+    async def start_conversation(self, channel: str) -> dict[str, Any]:
+        def create() -> dict[str, Any]:
+            with session_scope(self.engine) as session:
+                return conversation_view(service.create_conversation(session, channel=channel))
+
+        return await run_in_threadpool(create)
+
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            with session_scope(self.engine) as session:
+                return conversation_view(service.get_conversation(session, conversation_id))
+
+        return await run_in_threadpool(read)
+
+    async def history(self, conversation_id: str, after_id: int = 0) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            with session_scope(self.engine) as session:
+                service.get_conversation(session, conversation_id)
+                return [
+                    message_view(m)
+                    for m in service.list_messages(session, conversation_id, after_id=after_id)
+                ]
+
+        return await run_in_threadpool(read)
+
+    async def customer_message(
+        self,
+        conversation_id: str,
+        text: str,
+        client_message_id: str | None = None,
+        button_payload: str | None = None,
+    ) -> TurnResult:
+        """Store the customer's message, then let the bot answer if it has the conversation.
+
+        `text` is what the customer saw and is stored; a quick-reply button's
+        `button_payload` (such as "/affirm") is what Rasa receives instead.
+        """
+        async with self._lock(conversation_id):
+            incoming = await run_in_threadpool(
+                self._store_incoming, conversation_id, text, client_message_id
+            )
+            if incoming.duplicate:
+                return TurnResult(message=incoming.message, duplicate=True)
+            await self._publish(conversation_id, {"type": "message", "message": incoming.message})
+            if not incoming.forward_to_bot:
+                return TurnResult(message=incoming.message)
+
+            await self._publish(conversation_id, {"type": "typing", "sender": "bot", "on": True})
+            try:
+                turn = await self.rasa.send(
+                    conversation_id, button_payload or text, incoming.rasa_metadata
+                )
+            except RasaUnavailable as error:
+                logger.warning("conversation %s: %s", conversation_id, error)
+                turn = None
+            finally:
+                await self._publish(
+                    conversation_id, {"type": "typing", "sender": "bot", "on": False}
+                )
+
+            if turn is None:
+                replies, conversation = await run_in_threadpool(
+                    self._store_bot_unavailable, conversation_id, incoming.message_id
+                )
+            else:
+                replies, conversation = await run_in_threadpool(
+                    self._store_bot_turn, conversation_id, incoming.message_id, turn
+                )
+            for reply in replies:
+                await self._publish(conversation_id, {"type": "message", "message": reply})
+            return TurnResult(message=incoming.message, replies=replies, conversation=conversation)
+
+    async def _publish(self, conversation_id: str, event: dict[str, Any]) -> None:
+        await self.bus.publish(conversation_topic(conversation_id), event)
+
+    # --- storage steps (worker threads) ---
+
+    def _store_incoming(
+        self, conversation_id: str, text: str, client_message_id: str | None
+    ) -> _Incoming:
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            message, created = service.add_message(
+                session,
+                conversation,
+                sender="customer",
+                text=text,
+                client_message_id=client_message_id,
+            )
+            if not created:
+                return _Incoming(message_view(message), message.id, False, {}, True)
+            if conversation.state == State.CLOSED:
+                service.transition(
+                    session,
+                    conversation,
+                    State.BOT,
+                    actor="customer",
+                    reason="the customer wrote again after the conversation was closed",
+                )
+            forward = State(conversation.state) in BOT_HANDLES
+            if not forward:
+                message.status = "held"
+            session.flush()
+            return _Incoming(
+                message=message_view(message),
+                message_id=message.id,
+                forward_to_bot=forward,
+                rasa_metadata=_rasa_metadata(conversation),
+                duplicate=False,
+            )
+
+    def _store_bot_turn(
+        self, conversation_id: str, message_id: int, turn: RasaTurn
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            customer_message = session.get_one(Message, message_id)
+            service.record_nlu(customer_message, turn.parse_data)
+            customer_message.status = "answered"
+            replies = []
+            for rasa_message in turn.messages:
+                stored = self._store_rasa_message(session, conversation, rasa_message)
+                if stored is not None:
+                    replies.append(message_view(stored))
+            return replies, conversation_view(conversation)
+
+    def _store_rasa_message(
+        self, session: Session, conversation: Conversation, rasa_message: dict[str, Any]
+    ) -> Message | None:
+        custom = rasa_message.get("custom")
+        tandem = custom.get("tandem") if isinstance(custom, dict) else None
+        text = rasa_message.get("text") or ""
+        payload: dict[str, Any] = {}
+        if rasa_message.get("buttons"):
+            payload["buttons"] = [
+                {"title": b.get("title", ""), "payload": b.get("payload", "")}
+                for b in rasa_message["buttons"]
+            ]
+        if isinstance(tandem, dict):
+            payload["tandem"] = tandem
+            text = text or str(tandem.get("text") or "")
+            self._apply_bot_signal(session, conversation, tandem)
+            if tandem.get("type") == "handoff" and not text:
+                text = HANDOFF_DEFAULT_TEXT
+        elif custom is not None:
+            payload["custom"] = custom
+        if not text and not payload.get("buttons"):
+            return None
+        message, _ = service.add_message(
+            session, conversation, sender="bot", text=text, payload=payload or None
+        )
+        return message
+
+    def _apply_bot_signal(
+        self, session: Session, conversation: Conversation, signal: dict[str, Any]
+    ) -> None:
+        kind = signal.get("type")
+        if kind == "identified" and isinstance(signal.get("customer_id"), int):
+            service.mark_identified(
+                session,
+                conversation,
+                customer_id=signal["customer_id"],
+                via=str(signal.get("via") or "chat"),
+            )
+        elif kind == "handoff" and conversation.state == State.BOT:
+            reason = str(signal.get("reason") or "request_human")
+            service.transition(
+                session,
+                conversation,
+                State.QUEUED,
+                actor="bot",
+                reason=_HANDOFF_REASONS.get(reason, reason),
+                data={"trigger": reason},
+            )
+
+    def _store_bot_unavailable(
+        self, conversation_id: str, message_id: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id)
+            customer_message = session.get_one(Message, message_id)
+            customer_message.status = "bot_unavailable"
+            service.record_event(
+                session,
+                conversation,
+                kind="bot_unavailable",
+                actor="system",
+                reason="Rasa did not answer",
+                data={"message_id": message_id},
+            )
+            reply, _ = service.add_message(
+                session,
+                conversation,
+                sender="system",
+                text=BOT_UNAVAILABLE_TEXT,
+                payload={"buttons": [{"title": "Talk to a person", "payload": "/request_human"}]},
+            )
+            return [message_view(reply)], conversation_view(conversation)
+
+
+_HANDOFF_REASONS = {
+    "request_human": "asked for a person",
+    "complaint": "complaint",
+}
+
+
+def _rasa_metadata(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "customer_id": conversation.customer_id,
+        "verified": bool(conversation.customer_verified),
+    }

@@ -1,0 +1,51 @@
+"""Talks to the Rasa server through the Tandem input channel (see bot/rasa_channel.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class RasaUnavailable(RuntimeError):
+    """Rasa did not answer in time, or answered with an error."""
+
+
+@dataclass(frozen=True)
+class RasaTurn:
+    parse_data: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RasaClient:
+    def __init__(self, base_url: str, timeout_seconds: float) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_seconds, connect=min(2.0, timeout_seconds)),
+        )
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> RasaTurn:
+        try:
+            response = await self._client.post(
+                "/webhooks/tandem/webhook",
+                json={"sender": sender, "message": text, "metadata": metadata},
+            )
+        except httpx.HTTPError as error:
+            raise RasaUnavailable(f"Rasa did not answer: {error!r}") from error
+        if response.status_code != 200:
+            raise RasaUnavailable(f"Rasa answered {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        return RasaTurn(
+            parse_data=body.get("parse_data") or {}, messages=body.get("messages") or []
+        )
+
+    async def is_healthy(self) -> bool:
+        try:
+            response = await self._client.get("/status", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

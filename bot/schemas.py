@@ -1,0 +1,45 @@
+"""Request bodies of the customer API and their checks."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class NewConversation(BaseModel):
+    channel: str = Field(default="web", max_length=20, pattern=r"^[a-z_]+$")
+
+
+class CustomerMessage(BaseModel):
+    text: str = Field(description="What the customer wrote.")
+    client_message_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Set by the widget; a message resent with the same id is stored once.",
+    )
+    payload: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^/[A-Za-z_]+(\{.*\})?$",
+        description="A quick-reply button's payload, sent to the bot instead of the text.",
+    )
+
+
+class MessageRejected(ValueError):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def checked_text(text: str, max_chars: int) -> str:
+    """The text to store, or MessageRejected with the status and a plain explanation."""
+    stripped = text.strip()
+    if not stripped:
+        raise MessageRejected(422, "The message is empty. Please type something.")
+    if len(stripped) > max_chars:
+        raise MessageRejected(
+            413,
+            f"The message is {len(stripped)} characters long; the limit is {max_chars}. "
+            "Please shorten it or send it in parts.",
+        )
+    return stripped

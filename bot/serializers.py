@@ -1,0 +1,32 @@
+"""What the customer API shows of stored rows (never NLU internals or staff notes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tandem.conversations.models import Conversation, Message
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    payload = message.payload or {}
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender": message.sender,
+        "text": message.text,
+        "buttons": payload.get("buttons", []),
+        "client_message_id": message.client_message_id,
+        "status": message.status,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def conversation_view(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "state": conversation.state,
+        "channel": conversation.channel,
+        "customer_verified": conversation.customer_verified,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""Conversations: storage, the state machine and the service that records every change."""

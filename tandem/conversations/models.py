@@ -1,0 +1,104 @@
+"""Tables: conversations, messages and conversation_events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tandem.conversations.states import State
+from tandem.db import Base, UTCDateTime, utcnow
+
+
+def new_conversation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_conversation_id)
+    state: Mapped[str] = mapped_column(String(20), default=State.BOT.value, index=True)
+    channel: Mapped[str] = mapped_column(String(20), default="web")
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    customer_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    verified_via: Mapped[str | None] = mapped_column(String(30))
+    assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
+    mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    csat: Mapped[int | None] = mapped_column(Integer)
+    csat_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[ConversationEvent]] = relationship(
+        back_populates="conversation",
+        order_by="ConversationEvent.id",
+        cascade="all, delete-orphan",
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(
+            "ix_messages_conversation_client_id",
+            "conversation_id",
+            "client_message_id",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[str] = mapped_column(String(10))  # customer, bot, staff, system
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True)
+    )  # buttons, custom data
+    # Set by the widget so that a resent message is stored once.
+    client_message_id: Mapped[str | None] = mapped_column(String(64))
+    # What happened to a customer message: received, answered, held, bot_unavailable.
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    intent: Mapped[str | None] = mapped_column(String(64), index=True)
+    intent_confidence: Mapped[float | None] = mapped_column(Float)
+    entities: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+
+    sentiment_negative: Mapped[float | None] = mapped_column(Float)
+    sentiment_neutral: Mapped[float | None] = mapped_column(Float)
+    sentiment_positive: Mapped[float | None] = mapped_column(Float)
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class ConversationEvent(Base):
+    """One row per state change or decision: who, when, why. Reports read these."""
+
+    __tablename__ = "conversation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str | None] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(40))  # customer, bot, system, staff:<id>
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="events")

@@ -1,0 +1,7 @@
+"""Imports every table so that `Base.metadata` is complete (Alembic, tests)."""
+
+from tandem.business import models as business_models
+from tandem.conversations import models as conversation_models
+from tandem.db import Base
+
+__all__ = ["Base", "business_models", "conversation_models"]

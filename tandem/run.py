@@ -1,0 +1,328 @@
+"""`python -m tandem.run`: prepare and start the whole product, stop it cleanly on Ctrl-C.
+
+Starts the action server, the Rasa server and the gateway as child processes, waits
+for each health check, then prints the URL. Tests use `Stack` to do the same once
+per session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from tandem.config import PROJECT_ROOT, Settings, get_settings
+from tandem.db import make_engine, migrate
+from tandem.rasa_model import RasaSetupError, ensure_model, rasa_env, rasa_executable
+
+APP_PYTHON = sys.executable
+
+
+class StartupError(RuntimeError):
+    """One clear reason why the product cannot start."""
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    healthy: Callable[[httpx.Response], bool]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
+        )
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise StartupError(
+                    f"{self.name} exited with code {self.process.returncode} while starting.\n"
+                    f"Last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            try:
+                if self.healthy(httpx.get(self.health_url, timeout=2.0)):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise StartupError(
+            f"{self.name} did not become healthy within {timeout:.0f} s "
+            f"({self.health_url}).\nLast lines of {self.log_path}:\n{tail(self.log_path)}"
+        )
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def port_of(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def free_port() -> int:
+    """A port nobody listens on now (for tests and benchmarks)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def check_port_free(port: int, owner: str, setting: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise StartupError(
+                f"Port {port} ({owner}) is already in use. Stop the program using it "
+                f"(see 'ss -ltnp sport = :{port}'), or choose another port with {setting}."
+            ) from None
+
+
+def check_database(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        reason = str(error.orig) if getattr(error, "orig", None) else str(error)
+        raise StartupError(
+            f"Cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{reason.strip().splitlines()[0]}\nCheck DATABASE_URL, or start the database."
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def write_endpoints(path: Path, action_url: str, tracker_db: Path, redis_url: str | None) -> Path:
+    endpoints: dict[str, object] = {
+        "action_endpoint": {"url": action_url.rstrip("/") + "/webhook"},
+        "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(tracker_db)},
+    }
+    if redis_url:
+        parts = urlsplit(redis_url)
+        endpoints["lock_store"] = {
+            "type": "redis",
+            "url": parts.hostname or "127.0.0.1",
+            "port": parts.port or 6379,
+            "db": int((parts.path or "/0").lstrip("/") or 0),
+            "key_prefix": "tandem",
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+    return path
+
+
+@dataclass
+class Stack:
+    """Action server, Rasa server and (optionally) the gateway, on the settings' ports."""
+
+    settings: Settings
+    state_dir: Path = PROJECT_ROOT / "var"
+    with_gateway: bool = True
+    services: list[Service] = field(default_factory=list)
+
+    def preflight(self) -> Path:
+        checks = [
+            (port_of(self.settings.action_server_url), "action server", "ACTION_SERVER_URL"),
+            (port_of(self.settings.rasa_url), "Rasa server", "RASA_URL"),
+        ]
+        if self.with_gateway:
+            checks.append((self.settings.gateway_port, "gateway", "GATEWAY_PORT"))
+        for port, owner, setting in checks:
+            check_port_free(port, owner, setting)
+        check_database(self.settings.database_url)
+        try:
+            rasa_executable()
+            return ensure_model()
+        except RasaSetupError as error:
+            raise StartupError(str(error)) from None
+
+    def start(self, model: Path) -> None:
+        env = {**os.environ, **settings_env(self.settings)}
+        logs = self.state_dir / "logs"
+        endpoints = write_endpoints(
+            self.state_dir / f"endpoints-{port_of(self.settings.rasa_url)}.yml",
+            self.settings.action_server_url,
+            self.state_dir / f"rasa-tracker-{port_of(self.settings.rasa_url)}.db",
+            self.settings.redis_url,
+        )
+        self.services = [
+            Service(
+                "action server",
+                [
+                    APP_PYTHON,
+                    "-m",
+                    "rasa_sdk",
+                    "--actions",
+                    "actions",
+                    "--port",
+                    str(port_of(self.settings.action_server_url)),
+                ],
+                self.settings.action_server_url.rstrip("/") + "/health",
+                lambda r: r.status_code == 200,
+                env,
+                logs / "actions.log",
+            ),
+            Service(
+                "Rasa server",
+                [
+                    str(rasa_executable()),
+                    "run",
+                    "--enable-api",
+                    "--model",
+                    str(model),
+                    "--endpoints",
+                    str(endpoints),
+                    "--credentials",
+                    "credentials.yml",
+                    "--interface",
+                    "127.0.0.1",
+                    "--port",
+                    str(port_of(self.settings.rasa_url)),
+                ],
+                self.settings.rasa_url.rstrip("/") + "/status",
+                lambda r: r.status_code == 200 and bool(r.json().get("model_file")),
+                rasa_env(),
+                logs / "rasa.log",
+            ),
+        ]
+        if self.with_gateway:
+            self.services.append(
+                Service(
+                    "gateway",
+                    [
+                        APP_PYTHON,
+                        "-m",
+                        "uvicorn",
+                        "bot.app:create_app",
+                        "--factory",
+                        "--host",
+                        self.settings.gateway_host,
+                        "--port",
+                        str(self.settings.gateway_port),
+                        "--no-access-log",
+                    ],
+                    f"http://127.0.0.1:{self.settings.gateway_port}/healthz",
+                    lambda r: r.status_code == 200,
+                    env,
+                    logs / "gateway.log",
+                )
+            )
+        try:
+            for service in self.services:
+                service.start()
+            for service in self.services:
+                print(f"  waiting for the {service.name}…", flush=True)
+                service.wait_healthy(timeout=240 if service.name == "Rasa server" else 60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, so that every child process agrees."""
+    return {
+        key.upper(): str(value) for key, value in settings.model_dump().items() if value is not None
+    }
+
+
+def prepare_database(settings: Settings, *, seed: bool = True) -> None:
+    check_database(settings.database_url)
+    migrate(settings.database_url)
+    if seed:
+        from tandem.business.seed import seed_demo_database
+
+        seed_demo_database(settings.database_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tandem.run", description=__doc__)
+    parser.add_argument("--no-seed", action="store_true", help="do not load the demo data")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    stack = Stack(settings)
+    try:
+        model = stack.preflight()
+        prepare_database(settings, seed=not args.no_seed)
+        print("Starting Tandem (Rasa takes about a minute)…", flush=True)
+        stack.start(model)
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}/"
+    print(f"\nTandem is running: {url}\n  API docs: {url}docs\nPress Ctrl-C to stop.", flush=True)
+
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            for service in stack.services:
+                if service.process is not None and service.process.poll() is not None:
+                    print(
+                        f"error: the {service.name} stopped unexpectedly; see "
+                        f"{service.log_path}\n{tail(service.log_path)}",
+                        file=sys.stderr,
+                    )
+                    stopping = True
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    print("\nStopping…", flush=True)
+    stack.stop()
+    print("Stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
