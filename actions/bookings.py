@@ -1,0 +1,329 @@
+"""Styling appointments: book, reschedule and cancel."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from typing import Any, ClassVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import (
+    TandemFormValidation,
+    business_service,
+    profile,
+    reset_slots,
+    text_of,
+    verified_customer_id,
+)
+from tandem.business.service import (
+    BusinessService,
+    ServiceError,
+    normalise_booking_ref,
+    normalise_phone,
+)
+
+_TIME_RE = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?(?![\d/])", re.IGNORECASE)
+_NAME_PREFIX = re.compile(r"^(my name is|my name's|i am|i'm|im|it's|its|this is|name:?)\s+", re.I)
+# an afternoon guess for bare small hours: nobody books a styling session at 3 AM
+LATEST_BARE_PM_HOUR = 7
+
+
+def parse_time(text: str) -> time | None:
+    """'2pm', '14:30', '2.30 p.m.', 'at 3', 'noon' -> a time; None when none is said."""
+    lowered = text.lower()
+    if re.search(r"\b(noon|midday)\b", lowered):
+        return time(12, 0)
+    # dates like 12/24 or "dec 24" must not be read as times
+    lowered = re.sub(r"\b\d{1,2}/\d{1,2}(/\d{2,4})?\b", " ", lowered)
+    lowered = re.sub(r"\b\d{4}-\d{2}-\d{2}\b", " ", lowered)
+    lowered = re.sub(
+        r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(st|nd|rd|th)?\b",
+        " ",
+        lowered,
+    )
+    lowered = re.sub(r"\b\d{1,2}(st|nd|rd|th)\b", " ", lowered)
+    for match in _TIME_RE.finditer(lowered):
+        hour, minute, meridiem = int(match.group(1)), int(match.group(2) or 0), match.group(3)
+        if minute > 59:
+            continue
+        if meridiem:
+            if not 1 <= hour <= 12:
+                continue
+            hour = hour % 12 + (12 if meridiem.startswith("p") else 0)
+        elif 1 <= hour <= LATEST_BARE_PM_HOUR:
+            hour += 12
+        if hour > 23:
+            continue
+        # a bare number without context ("3 people") is only a time after "at"
+        if not meridiem and not match.group(2):
+            before = lowered[: match.start()].rstrip()
+            if (
+                not before.endswith(("at", "around", "about", "for", "by"))
+                and lowered.strip() != match.group(0).strip()
+            ):
+                continue
+        return time(hour, minute)
+    return None
+
+
+def _letters(text: str) -> int:
+    return sum(ch.isalpha() for ch in text)
+
+
+class BookingSlotsValidation(TandemFormValidation):
+    """Date and time checks shared by booking and rescheduling."""
+
+    def _exclude_ref(self, tracker: Tracker) -> str | None:
+        return None
+
+    def validate_appointment_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        text = text_of(value)
+        with business_service() as service:
+            p = service.profile
+            day = p.resolve_day(text, service.today())
+            if day is None:
+                return self.retry(
+                    dispatcher, tracker, p.say("booking_date_unparsed"), "appointment_date"
+                )
+            try:
+                service.check_day(day)
+            except ServiceError as refusal:
+                return self.retry(dispatcher, tracker, refusal.message, "appointment_date")
+            result: dict[str, Any] = {"appointment_date": day.isoformat()}
+            # "saturday at 2pm" answers both questions at once
+            said_time = parse_time(text)
+            earlier_time = tracker.get_slot("appointment_time")
+            if (
+                said_time is None
+                and earlier_time
+                and "appointment_time" not in tracker.slots_to_validate()
+            ):
+                said_time = time.fromisoformat(str(earlier_time))
+            if said_time is not None:
+                try:
+                    service.check_slot(day, said_time, self._exclude_ref(tracker))
+                    result["appointment_time"] = said_time.strftime("%H:%M")
+                    return result
+                except ServiceError as refusal:
+                    dispatcher.utter_message(text=refusal.message)
+                    result["appointment_time"] = None
+                    return result
+            self._tell_free_times(service, day, tracker, dispatcher)
+            return result
+
+    def _tell_free_times(
+        self,
+        service: BusinessService,
+        day: date,
+        tracker: Tracker,
+        dispatcher: CollectingDispatcher,
+    ) -> None:
+        p = service.profile
+        slots = service.free_slots(day, self._exclude_ref(tracker))
+        if slots:
+            dispatcher.utter_message(
+                text=p.say(
+                    "booking_free_times",
+                    day=p.format_date(day, service.today()),
+                    first=p.format_time(slots[0].astimezone(p.tz).time()),
+                    last=p.format_time(slots[-1].astimezone(p.tz).time()),
+                )
+            )
+
+    def validate_appointment_time(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        p = profile()
+        said = parse_time(text_of(value))
+        if said is None:
+            return self.retry(
+                dispatcher, tracker, p.say("booking_time_unparsed"), "appointment_time"
+            )
+        day_text = tracker.get_slot("appointment_date")
+        if not day_text:
+            return {"appointment_time": said.strftime("%H:%M")}  # checked once a day is chosen
+        with business_service() as service:
+            try:
+                service.check_slot(
+                    date.fromisoformat(str(day_text)), said, self._exclude_ref(tracker)
+                )
+            except ServiceError as refusal:
+                return self.retry(dispatcher, tracker, refusal.message, "appointment_time")
+        return {"appointment_time": said.strftime("%H:%M")}
+
+
+class ValidateBookingForm(BookingSlotsValidation):
+    form_slots: ClassVar[tuple[str, ...]] = (
+        "appointment_date",
+        "appointment_time",
+        "customer_name",
+        "customer_phone",
+    )
+
+    def name(self) -> str:
+        return "validate_booking_form"
+
+    def validate_customer_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        name = _NAME_PREFIX.sub("", text_of(value)).strip(" .,!")
+        if _letters(name) < 2 or any(ch.isdigit() for ch in name) or len(name) > 100:
+            return self.retry(
+                dispatcher, tracker, profile().say("booking_name_invalid"), "customer_name"
+            )
+        if name.islower():
+            name = name.title()
+        return {"customer_name": name}
+
+    def validate_customer_phone(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        phone = normalise_phone(text_of(value))
+        if phone is None:
+            return self.retry(
+                dispatcher, tracker, profile().say("booking_phone_invalid"), "customer_phone"
+            )
+        return {"customer_phone": phone}
+
+
+def _slot_moment(tracker: Tracker) -> tuple[date, time] | None:
+    day, at = tracker.get_slot("appointment_date"), tracker.get_slot("appointment_time")
+    if not day or not at:
+        return None
+    try:
+        return date.fromisoformat(str(day)), time.fromisoformat(str(at))
+    except ValueError:
+        return None
+
+
+class ActionBookAppointment(Action):
+    def name(self) -> str:
+        return "action_book_appointment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events = reset_slots(*ValidateBookingForm.form_slots)
+        moment = _slot_moment(tracker)
+        name, phone = tracker.get_slot("customer_name"), tracker.get_slot("customer_phone")
+        if moment is None or not name or not phone:
+            return events
+        with business_service() as service:
+            p = service.profile
+            try:
+                booking = service.book(
+                    moment[0], moment[1], str(name), str(phone), verified_customer_id(tracker)
+                )
+            except ServiceError as refusal:  # taken between the question and now
+                dispatcher.utter_message(text=refusal.message)
+                return events
+            dispatcher.utter_message(
+                text=p.say(
+                    "booking_confirmed",
+                    appointment_name=p.appointments.name,
+                    when=service.describe_when(booking),
+                    duration=booking.duration_minutes,
+                    ref=booking.ref,
+                    appointment_note=p.appointments.note,
+                ).strip()
+            )
+        return events
+
+
+class BookingRefValidation(BookingSlotsValidation):
+    announce_booking: ClassVar[bool] = False
+
+    def _exclude_ref(self, tracker: Tracker) -> str | None:
+        ref = tracker.get_slot("booking_ref")
+        return str(ref) if ref else None
+
+    def validate_booking_ref(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        ref = normalise_booking_ref(text_of(value))
+        with business_service() as service:
+            p = service.profile
+            if ref is None:
+                return self.retry(dispatcher, tracker, p.say("booking_ref_invalid"), "booking_ref")
+            try:
+                booking = service.upcoming_booking(ref)
+            except ServiceError as refusal:
+                return self.retry(dispatcher, tracker, refusal.message, "booking_ref")
+            if self.announce_booking:
+                dispatcher.utter_message(
+                    text=p.say(
+                        "booking_current", ref=booking.ref, when=service.describe_when(booking)
+                    )
+                )
+        return {"booking_ref": ref}
+
+
+class ValidateRescheduleForm(BookingRefValidation):
+    form_slots: ClassVar[tuple[str, ...]] = ("booking_ref", "appointment_date", "appointment_time")
+    announce_booking = True
+
+    def name(self) -> str:
+        return "validate_reschedule_form"
+
+
+class ActionRescheduleAppointment(Action):
+    def name(self) -> str:
+        return "action_reschedule_appointment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events = reset_slots(*ValidateRescheduleForm.form_slots)
+        ref, moment = tracker.get_slot("booking_ref"), _slot_moment(tracker)
+        if not ref or moment is None:
+            return events
+        with business_service() as service:
+            try:
+                booking = service.reschedule(str(ref), moment[0], moment[1])
+            except ServiceError as refusal:
+                dispatcher.utter_message(text=refusal.message)
+                return events
+            dispatcher.utter_message(
+                text=service.profile.say(
+                    "booking_rescheduled", ref=booking.ref, when=service.describe_when(booking)
+                )
+            )
+        return events
+
+
+class ValidateCancelBookingForm(BookingRefValidation):
+    form_slots: ClassVar[tuple[str, ...]] = ("booking_ref",)
+
+    def name(self) -> str:
+        return "validate_cancel_booking_form"
+
+
+class ActionCancelAppointment(Action):
+    def name(self) -> str:
+        return "action_cancel_appointment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events = reset_slots("booking_ref")
+        ref = tracker.get_slot("booking_ref")
+        if not ref:
+            return events
+        with business_service() as service:
+            try:
+                booking = service.cancel_booking(str(ref))
+            except ServiceError as refusal:
+                dispatcher.utter_message(text=refusal.message)
+                return events
+            dispatcher.utter_message(
+                text=service.profile.say(
+                    "booking_cancelled", ref=booking.ref, when=service.describe_when(booking)
+                )
+            )
+        return events

@@ -1,0 +1,179 @@
+"""Shared plumbing for the actions: profile, database, clock, payloads and retries."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from tandem.business.profile import BusinessProfile, get_profile
+from tandem.business.service import BusinessService
+from tandem.db import get_engine, session_scope, utcnow
+
+# Tests replace the clock to run on a fixed date.
+clock: Callable[[], datetime] = utcnow
+
+MAX_FAILURES = 3
+RETRY_TAG = "tandem_retry"  # marks a retry message (BotUttered metadata) with its form
+_STOP_FORM = "__tandem_stop_form"  # private marker in tracker.slots for this request only
+
+
+def profile() -> BusinessProfile:
+    return get_profile()
+
+
+@contextmanager
+def business_service() -> Iterator[BusinessService]:
+    """A unit of work against DATABASE_URL; commits when the block succeeds."""
+    with session_scope(get_engine()) as session:
+        yield BusinessService(session, profile(), clock=lambda: clock())
+
+
+def text_of(value: Any) -> str:
+    """Slot values arrive as text, numbers or (several entities) lists."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return "" if value is None else str(value).strip()
+
+
+def latest_text(tracker: Tracker) -> str:
+    return str(tracker.latest_message.get("text") or "")
+
+
+def entity_values(tracker: Tracker, entity: str) -> list[str]:
+    return [
+        str(e.get("value"))
+        for e in tracker.latest_message.get("entities", []) or []
+        if e.get("entity") == entity and e.get("value")
+    ]
+
+
+def verified_customer_id(tracker: Tracker) -> int | None:
+    """The customer this conversation is verified as, if any.
+
+    Trusted sources only: gateway metadata with `verified: true`, or the slot our own
+    actions set after an order look-up with a matching e-mail.
+    """
+    metadata = tracker.latest_message.get("metadata") or {}
+    if metadata.get("verified") is True and metadata.get("customer_id") is not None:
+        try:
+            return int(metadata["customer_id"])
+        except (TypeError, ValueError):
+            pass
+    slot = tracker.get_slot("verified_customer_id")
+    if slot is not None:
+        try:
+            return int(slot)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def person_buttons() -> list[dict[str, str]]:
+    return [{"title": profile().say("talk_to_person_button"), "payload": "/request_human"}]
+
+
+def handoff_payload(reason: str, text: str) -> dict[str, Any]:
+    return {"tandem": {"type": "handoff", "reason": reason, "text": text}}
+
+
+def identified_payload(customer_id: int, via: str) -> dict[str, Any]:
+    return {"tandem": {"type": "identified", "customer_id": customer_id, "via": via}}
+
+
+def reset_slots(*names: str) -> list[EventType]:
+    return [SlotSet(name, None) for name in names]
+
+
+def failures_in_form(tracker: Tracker, form: str) -> int:
+    """Retries already sent in the current run of `form`.
+
+    Counted from the events since the latest loop change: retry messages carry
+    `tandem_retry` in their metadata, which Rasa keeps on the BotUttered event.
+    """
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "active_loop":
+            break
+        if event.get("event") == "bot" and (event.get("metadata") or {}).get(RETRY_TAG) == form:
+            count += 1
+    return count
+
+
+class TandemFormValidation(FormValidationAction):
+    """Form validation with ordered slots, counted retries and early stops."""
+
+    form_slots: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def name(self) -> str:
+        """validate_<form>; abstract so the action server skips the shared bases."""
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        return list(self.form_slots or domain_slots)
+
+    async def next_requested_slot(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> EventType | None:
+        if tracker.slots.get(_STOP_FORM):
+            return SlotSet(REQUESTED_SLOT, None)
+        return await super().next_requested_slot(dispatcher, tracker, domain)
+
+    @staticmethod
+    def stop_form(tracker: Tracker) -> dict[str, Any]:
+        """Ends the form after this validation; Rasa then runs the form's final action."""
+        tracker.slots[_STOP_FORM] = True
+        return {REQUESTED_SLOT: None}
+
+    @staticmethod
+    def is_requested(tracker: Tracker, slot: str) -> bool:
+        return tracker.get_slot(REQUESTED_SLOT) == slot
+
+    def retry(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str, slot: str
+    ) -> dict[str, Any]:
+        """Reject a value with an explanation; from the third failure offer a person.
+
+        A value that was not asked for (an entity picked up in passing) is dropped
+        quietly, so the customer only hears about what they were asked.
+        """
+        if not self.is_requested(tracker, slot) and tracker.get_slot(REQUESTED_SLOT):
+            return {slot: None}
+        failures = failures_in_form(tracker, self.form_name()) + 1
+        if failures >= MAX_FAILURES:
+            dispatcher.utter_message(
+                text=f"{text} {profile().say('retry_offer_person')}",
+                buttons=person_buttons(),
+                **{RETRY_TAG: self.form_name()},
+            )
+        else:
+            dispatcher.utter_message(text=text, **{RETRY_TAG: self.form_name()})
+        return {slot: None}
+
+
+def reopening_phrase(p: BusinessProfile, now: datetime) -> str:
+    """'today at 10 AM', 'tomorrow at 11 AM' or 'Wednesday, November 25 at 10 AM'."""
+    reopening = p.next_opening(now)
+    if reopening is None:
+        return "-"
+    today = p.local_now(now).date()
+    at = p.format_time(reopening.time())
+    if reopening.date() == today:
+        return f"today at {at}"
+    if (reopening.date() - today).days == 1:
+        return f"tomorrow at {at}"
+    return p.format_moment(reopening, today)

@@ -1,0 +1,483 @@
+"""The custom actions, run as Rasa runs them, against a seeded SQLite database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest_business import NOW, actions_env, business_engine, profile
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from actions.bookings import (
+    ActionBookAppointment,
+    ActionCancelAppointment,
+    ValidateBookingForm,
+    ValidateCancelBookingForm,
+    ValidateRescheduleForm,
+    parse_time,
+)
+from actions.handoff import ActionComplaint, ActionRequestHuman
+from actions.info import ActionBotChallenge, ActionGreet, ActionOpeningHours, ActionPaymentMethods
+from actions.orders import (
+    ActionCancelOrder,
+    ActionOrderStatus,
+    ActionStartReturn,
+    ValidateCancelOrderForm,
+    ValidateOrderStatusForm,
+    ValidateReturnForm,
+)
+from actions.products import ActionProductInfo
+from tandem.business.models import Booking, Order, ReturnRequest
+
+__all__ = ["actions_env", "business_engine", "profile"]  # fixtures used below
+pytestmark = pytest.mark.usefixtures("actions_env")
+FORMS = {
+    "order_status_form": ["order_number", "order_email"],
+    "return_form": ["order_number", "order_email", "return_type"],
+    "cancel_order_form": ["order_number", "order_email", "cancel_confirmed"],
+    "booking_form": ["appointment_date", "appointment_time", "customer_name", "customer_phone"],
+    "reschedule_form": ["booking_ref", "appointment_date", "appointment_time"],
+    "cancel_booking_form": ["booking_ref"],
+}
+DOMAIN: dict[str, Any] = {
+    "forms": {name: {"required_slots": slots} for name, slots in FORMS.items()},
+    "slots": {},
+}
+
+
+def make_tracker(
+    text: str = "",
+    *,
+    slots: dict[str, Any] | None = None,
+    candidates: dict[str, Any] | None = None,
+    entities: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+    form: str | None = None,
+    requested: str | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> Tracker:
+    """A tracker as Rasa sends it: candidates are the SlotSets the form just extracted."""
+    candidates = candidates or {}
+    all_slots = {**(slots or {}), **candidates, "requested_slot": requested}
+    events: list[dict[str, Any]] = []
+    if form:
+        events.append({"event": "active_loop", "name": form})
+    events += history or []
+    events.append({"event": "user", "text": text})
+    events += [{"event": "slot", "name": k, "value": v} for k, v in candidates.items()]
+    return Tracker.from_dict(
+        {
+            "sender_id": "test",
+            "slots": all_slots,
+            "latest_message": {
+                "text": text,
+                "intent": {"name": "inform"},
+                "entities": entities or [],
+                "metadata": metadata or {},
+            },
+            "events": events,
+            "active_loop": {"name": form} if form else {},
+        }
+    )
+
+
+async def run(action: Action, tracker: Tracker) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker, DOMAIN)
+    return dispatcher.messages, {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+def texts(messages: list[dict[str, Any]]) -> str:
+    return " | ".join(m["text"] for m in messages if m.get("text"))
+
+
+def payloads(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m["custom"]["tandem"] for m in messages if m.get("custom")]
+
+
+def retry_events(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rasa stores the dispatcher's extra keys as BotUttered metadata."""
+    return [
+        {"event": "bot", "text": m["text"], "metadata": {"tandem_retry": m["tandem_retry"]}}
+        for m in messages
+        if m.get("tandem_retry")
+    ]
+
+
+# ------------------------------------------------------------------------- info
+
+
+async def test_greeting_and_bot_challenge_are_honest() -> None:
+    for action in (ActionGreet(), ActionBotChallenge()):
+        messages, _ = await run(action, make_tracker("hi"))
+        said = texts(messages)
+        assert "Marigold & Moss" in said and "virtual assistant" in said
+        assert "person" in said
+
+
+async def test_opening_hours_for_a_holiday_a_weekday_and_the_week() -> None:
+    messages, _ = await run(ActionOpeningHours(), make_tracker("are you open on christmas?"))
+    assert texts(messages) == "We're closed on Friday, December 25 for Christmas Day."
+    messages, _ = await run(ActionOpeningHours(), make_tracker("what about sunday"))
+    assert texts(messages) == "On Sunday, November 22 we're open 11 AM to 5 PM."
+    messages, _ = await run(ActionOpeningHours(), make_tracker("opening hours?"))
+    said = texts(messages)
+    assert "Monday: closed" in said and "Tuesday–Wednesday: 10 AM to 7 PM" in said
+    assert "We open again today at 10 AM" in said  # 9 AM in Chicago
+    assert "Thanksgiving" in said  # special hours within two weeks
+
+
+async def test_payment_methods_come_from_the_business_file() -> None:
+    messages, _ = await run(ActionPaymentMethods(), make_tracker("do you take paypal"))
+    assert "PayPal" in texts(messages) and "cash" in texts(messages)
+
+
+async def test_handoff_payloads() -> None:
+    messages, _ = await run(ActionRequestHuman(), make_tracker("a human please"))
+    assert messages[0].get("text") is None  # the gateway shows the payload's text
+    (payload,) = payloads(messages)
+    assert payload["type"] == "handoff" and payload["reason"] == "request_human"
+    assert "today at 10 AM" in payload["text"]  # closed at 9 AM: says when staff are back
+    messages, _ = await run(ActionComplaint(), make_tracker("this is terrible"))
+    (payload,) = payloads(messages)
+    assert payload["reason"] == "complaint" and "sorry" in payload["text"]
+
+
+# ----------------------------------------------------------------------- orders
+
+
+async def test_order_status_verified_by_email_identifies_customer() -> None:
+    form = "order_status_form"
+    tracker = make_tracker(
+        "10003 marcus.reyes@EXAMPLE.com",
+        candidates={"order_number": "10003", "order_email": "marcus.reyes@EXAMPLE.com"},
+        form=form,
+        requested="order_number",
+    )
+    messages, slots = await run(ValidateOrderStatusForm(), tracker)
+    assert messages == []
+    assert slots["order_number"] == "10003"
+    assert slots["order_email"] == "marcus.reyes@example.com"
+    messages, slots = await run(
+        ActionOrderStatus(),
+        make_tracker(
+            "", slots={"order_number": "10003", "order_email": "marcus.reyes@example.com"}
+        ),
+    )
+    said = texts(messages)
+    assert "Order #10003 has shipped." in said
+    assert "local courier" in said and "tracking number MMC-" in said
+    assert "Expected delivery:" in said
+    (payload,) = payloads(messages)
+    assert payload == {"type": "identified", "customer_id": 2, "via": "order_lookup"}
+    assert slots == {"verified_customer_id": 2.0, "order_number": None, "order_email": None}
+
+
+async def test_order_verification_mismatch_and_lockout() -> None:
+    form, history = "order_status_form", []
+    for attempt in range(1, 4):
+        tracker = make_tracker(
+            "priya.shah@example.com",
+            slots={"order_number": "10003"},
+            candidates={"order_email": "priya.shah@example.com"},
+            form=form,
+            requested="order_email",
+            history=history,
+        )
+        messages, slots = await run(ValidateOrderStatusForm(), tracker)
+        assert slots["order_number"] is None and slots["order_email"] is None
+        history += retry_events(messages)
+        if attempt < 3:
+            assert texts(messages).startswith("Sorry, that order number and e-mail address")
+            assert "requested_slot" not in slots or slots["requested_slot"] == "order_number"
+    assert "keep your account safe" in texts(messages)
+    assert messages[0]["buttons"][0]["payload"] == "/request_human"
+    assert slots["requested_slot"] is None  # the form stops
+
+
+async def test_invalid_order_number_retries_then_offers_a_person() -> None:
+    history: list[dict[str, Any]] = []
+    for _ in range(3):
+        tracker = make_tracker(
+            "123",
+            candidates={"order_number": "123"},
+            form="order_status_form",
+            requested="order_number",
+            history=history,
+        )
+        messages, slots = await run(ValidateOrderStatusForm(), tracker)
+        assert slots["order_number"] is None
+        assert "five digits" in texts(messages)
+        history += retry_events(messages)
+    assert messages[0]["buttons"][0]["payload"] == "/request_human"
+
+
+async def test_verified_customer_skips_email_and_gets_latest_orders() -> None:
+    metadata = {"conversation_id": "c1", "customer_id": 1, "verified": True}
+    tracker = make_tracker("where is my order", metadata=metadata, form="order_status_form")
+    validator = ValidateOrderStatusForm()
+    assert await validator.required_slots([], CollectingDispatcher(), tracker, DOMAIN) == []
+    messages, _ = await run(validator, tracker)
+    messages, _ = await run(ActionOrderStatus(), make_tracker("", metadata=metadata))
+    said = texts(messages)
+    assert said.startswith("Here are your latest orders:")
+    assert "#10001" in said and "#10002" in said
+    # unverified metadata is not trusted
+    unverified = make_tracker("", metadata={**metadata, "verified": False})
+    assert await ValidateCancelOrderForm().required_slots(
+        [], CollectingDispatcher(), unverified, DOMAIN
+    ) == ["order_number", "order_email", "cancel_confirmed"]
+
+
+async def test_cancel_order_flow(business_engine: Engine) -> None:
+    form = "cancel_order_form"
+    tracker = make_tracker(
+        "diego",
+        slots={"order_number": "10007"},
+        candidates={"order_email": "diego.alvarez@example.com"},
+        form=form,
+        requested="order_email",
+    )
+    messages, slots = await run(ValidateCancelOrderForm(), tracker)
+    assert texts(messages) == "Order #10007 is already cancelled."
+    assert slots["requested_slot"] is None
+    # a delivered order: explains and offers a return instead
+    tracker = make_tracker(
+        "x",
+        slots={"order_number": "10005"},
+        candidates={"order_email": "olivia.bennett@example.com"},
+        form=form,
+        requested="order_email",
+    )
+    messages, slots = await run(ValidateCancelOrderForm(), tracker)
+    assert "can't be cancelled" in texts(messages) and "return" in texts(messages)
+    assert slots["requested_slot"] is None
+    # a pending order: offered, confirmed, cancelled
+    tracker = make_tracker(
+        "x",
+        slots={"order_number": "10001"},
+        candidates={"order_email": "olivia.bennett@example.com"},
+        form=form,
+        requested="order_email",
+    )
+    messages, slots = await run(ValidateCancelOrderForm(), tracker)
+    assert "hasn't shipped yet, so I can cancel it" in texts(messages)
+    assert "requested_slot" not in slots  # Rasa asks cancel_confirmed next
+    filled = {"order_number": "10001", "order_email": "olivia.bennett@example.com"}
+    messages, _ = await run(
+        ActionCancelOrder(), make_tracker("no", slots={**filled, "cancel_confirmed": False})
+    )
+    assert "I've left order #10001 as it is" in texts(messages)
+    messages, slots = await run(
+        ActionCancelOrder(), make_tracker("yes", slots={**filled, "cancel_confirmed": True})
+    )
+    assert texts(messages).startswith("Done: order #10001 is cancelled.")
+    assert slots["cancel_confirmed"] is None
+    with Session(business_engine) as session:
+        order = session.scalar(select(Order).where(Order.number == "10001"))
+        assert order is not None and order.status == "cancelled"
+
+
+async def test_return_flow(business_engine: Engine) -> None:
+    form = "return_form"
+    tracker = make_tracker(
+        "x",
+        slots={"order_number": "10009"},
+        candidates={"order_email": "emily.chen@example.com"},
+        form=form,
+        requested="order_email",
+    )
+    messages, slots = await run(ValidateReturnForm(), tracker)
+    assert "outside our return window" in texts(messages)
+    assert slots["requested_slot"] is None
+    tracker = make_tracker(
+        "x",
+        slots={"order_number": "10005"},
+        candidates={"order_email": "olivia.bennett@example.com"},
+        form=form,
+        requested="order_email",
+    )
+    messages, slots = await run(ValidateReturnForm(), tracker)
+    assert "can still be returned or exchanged until" in texts(messages)
+    assert "requested_slot" not in slots  # Rasa asks return_type next
+    tracker = make_tracker(
+        "I'd like a different size",
+        slots={"order_number": "10005", "order_email": "olivia.bennett@example.com"},
+        candidates={"return_type": "I'd like a different size"},
+        form=form,
+        requested="return_type",
+    )
+    _, slots = await run(ValidateReturnForm(), tracker)
+    assert slots["return_type"] == "exchange"
+    done = {
+        "order_number": "10005",
+        "order_email": "olivia.bennett@example.com",
+        "return_type": "exchange",
+    }
+    messages, slots = await run(ActionStartReturn(), make_tracker("", slots=done))
+    assert "exchange request for order #10005" in texts(messages)
+    assert "confirm the size or colour" in texts(messages)  # exchange steps from the policy
+    assert payloads(messages)[0]["type"] == "identified"
+    with Session(business_engine) as session:
+        assert session.scalar(select(ReturnRequest).where(ReturnRequest.kind == "exchange"))
+
+
+# --------------------------------------------------------------------- products
+
+
+async def test_product_info_with_size_entity() -> None:
+    entities = [
+        {"entity": "product", "value": "linen shirt"},
+        {"entity": "size", "value": "extra small"},
+    ]
+    messages, slots = await run(
+        ActionProductInfo(), make_tracker("linen shirt in extra small?", entities=entities)
+    )
+    said = texts(messages)
+    assert said.startswith(
+        "Linen Button-Down Shirt costs $78.00 and comes in White, Sage or Sky Blue."
+    )
+    assert "sold out in size XS" in said
+    assert slots == {"product": None, "size": None}
+    messages, _ = await run(
+        ActionProductInfo(),
+        make_tracker("leather bag", entities=[{"entity": "product", "value": "leather bag"}]),
+    )
+    assert "sold out in every size" in texts(messages)
+    messages, _ = await run(
+        ActionProductInfo(),
+        make_tracker("x", entities=[{"entity": "product", "value": "garden hose"}]),
+    )
+    assert 'couldn\'t find a product called "garden hose"' in texts(messages)
+
+
+# --------------------------------------------------------------------- bookings
+
+
+def test_parse_time() -> None:
+    assert parse_time("2pm") == parse_time("14:00") == parse_time("at 2") is not None
+    assert str(parse_time("2.30 p.m.")) == "14:30:00"
+    assert str(parse_time("noon")) == "12:00:00"
+    assert parse_time("dec 24") is None and parse_time("12/24") is None
+
+
+async def test_booking_form_and_action(business_engine: Engine) -> None:
+    form = "booking_form"
+    validator = ValidateBookingForm()
+    messages, slots = await run(
+        validator,
+        make_tracker(
+            "monday",
+            candidates={"appointment_date": "monday"},
+            form=form,
+            requested="appointment_date",
+        ),
+    )
+    assert texts(messages) == "We're closed on Monday, November 23. Which other day would suit you?"
+    assert slots["appointment_date"] is None
+    messages, slots = await run(
+        validator,
+        make_tracker(
+            "friday",
+            candidates={"appointment_date": "friday"},
+            form=form,
+            requested="appointment_date",
+        ),
+    )
+    assert slots["appointment_date"] == "2026-11-20"
+    assert texts(messages) == "On Friday, November 20 I have free times from 10 AM to 7 PM."
+    # BK-2043 is seeded at 2 PM on Friday; fill the second stylist too
+    with Session(business_engine) as session, session.begin():
+        session.add(
+            Booking(
+                ref="BK-9999",
+                customer_name="X",
+                phone="3125550100",
+                starts_at=NOW.replace(day=20, hour=20),
+                duration_minutes=60,
+            )
+        )
+    messages, slots = await run(
+        validator,
+        make_tracker(
+            "2pm",
+            slots={"appointment_date": "2026-11-20"},
+            candidates={"appointment_time": "2pm"},
+            form=form,
+            requested="appointment_time",
+        ),
+    )
+    assert texts(messages).startswith("Sorry, 2 PM on Friday, November 20 is taken.")
+    assert slots["appointment_time"] is None
+    messages, slots = await run(
+        validator,
+        make_tracker(
+            "3pm",
+            slots={"appointment_date": "2026-11-20"},
+            candidates={"appointment_time": "3pm"},
+            form=form,
+            requested="appointment_time",
+        ),
+    )
+    assert slots["appointment_time"] == "15:00" and messages == []
+    for slot, value, ok in [
+        ("customer_name", "my name is jane doe", "Jane Doe"),
+        ("customer_name", "J", None),
+        ("customer_phone", "(312) 555 0199", "3125550199"),
+        ("customer_phone", "555", None),
+    ]:
+        _, slots = await run(
+            validator, make_tracker(value, candidates={slot: value}, form=form, requested=slot)
+        )
+        assert slots[slot] == ok
+    filled = {
+        "appointment_date": "2026-11-20",
+        "appointment_time": "15:00",
+        "customer_name": "Jane Doe",
+        "customer_phone": "3125550199",
+    }
+    messages, slots = await run(ActionBookAppointment(), make_tracker("", slots=filled))
+    said = texts(messages)
+    assert "personal styling session on Friday, November 20 at 3 PM (60 minutes)" in said
+    assert all(value is None for value in slots.values())
+    ref = said.split("reference is ")[1].split(".")[0]
+    messages, slots = await run(
+        ValidateCancelBookingForm(),
+        make_tracker(
+            ref.lower(),
+            candidates={"booking_ref": ref.lower()},
+            form="cancel_booking_form",
+            requested="booking_ref",
+        ),
+    )
+    assert slots["booking_ref"] == ref
+    messages, _ = await run(ActionCancelAppointment(), make_tracker("", slots={"booking_ref": ref}))
+    assert texts(messages).startswith(f"Booking {ref} on Friday, November 20 at 3 PM is cancelled.")
+
+
+async def test_reschedule_validates_reference() -> None:
+    messages, slots = await run(
+        ValidateRescheduleForm(),
+        make_tracker(
+            "BK-2053",
+            candidates={"booking_ref": "BK-2053"},
+            form="reschedule_form",
+            requested="booking_ref",
+        ),
+    )
+    assert texts(messages) == "Booking BK-2053 has already been cancelled."
+    assert slots["booking_ref"] is None
+    messages, slots = await run(
+        ValidateRescheduleForm(),
+        make_tracker(
+            "bk 2048",
+            candidates={"booking_ref": "bk 2048"},
+            form="reschedule_form",
+            requested="booking_ref",
+        ),
+    )
+    assert slots["booking_ref"] == "BK-2048"
+    assert texts(messages).startswith("Booking BK-2048 is on ")
