@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,26 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     max_message_chars: int = Field(default=2000, ge=1)
     redis_url: str | None = None
+    staff_session_hours: int = Field(default=12, ge=1)
+    staff_session_max_days: int = Field(default=7, ge=1)
+    login_rate_limit_per_minute: int = Field(default=5, ge=1)
+    # Key prefix for every Redis key and channel (queue, presence, bus), so that several
+    # Tandem installs, or test runs, can share one Redis server.
+    redis_prefix: str = Field(default="tandem:", min_length=1, max_length=60)
+    # Score every customer message (off only to test other things without the model).
+    sentiment_enabled: bool = True
+    sentiment_batch_size: int = Field(default=32, ge=1, le=256)
+    sentiment_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    handoff_file: Path = PROJECT_ROOT / "handoff.yml"
+    # When staff answer: "business" = the opening hours in business.yml, "always" = any time
+    # someone is online (24/7 teams, tests).
+    staff_hours: Literal["business", "always"] = "business"
+    # A queued conversation unannounced this long is raised one priority and re-announced.
+    queue_sla_seconds: float = Field(default=120.0, gt=0)
+    sla_check_seconds: float = Field(default=15.0, gt=0)
+    # The shared HMAC secret for signed customer identities (handoff/identity.py). The demo
+    # default is public: set IDENTITY_SECRET in production or identities can be forged.
+    identity_secret: str = Field(default="tandem-demo-identity-secret", min_length=1)
 
     @field_validator("database_url")
     @classmethod

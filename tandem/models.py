@@ -3,5 +3,6 @@
 from tandem.business import models as business_models
 from tandem.conversations import models as conversation_models
 from tandem.db import Base
+from tandem.staff import models as staff_models
 
-__all__ = ["Base", "business_models", "conversation_models"]
+__all__ = ["Base", "business_models", "conversation_models", "staff_models"]
