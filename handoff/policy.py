@@ -1,0 +1,551 @@
+"""The handoff policy: should this conversation leave the bot, how urgently, and why.
+
+`evaluate(signals, settings)` is a pure function: the gateway gathers `Signals` for the
+latest customer message (NLU result, the sentiment `Mood`, streak counters, the customer
+profile) and stores the returned `Decision` as a conversation event. The rules and their
+thresholds live in `handoff.yml` at the project root, which the owner edits; every key
+is optional and falls back to the defaults below.
+
+Triggers (each has `enabled` and `priority`, plus its own thresholds):
+
+    frustration        Mood's frustration index >= threshold
+    negative_streak    sentiment score <= score_cutoff for `turns` customer turns in a row
+    human_request      the customer asked for a person (intent or a plain phrase)
+    fallbacks          `count` bot fallbacks in a row (nlu_fallback, out_of_scope)
+    complaint          a complaint intent
+    large_cancellation cancelling an order whose value >= order_value
+    legal              legal words in the text (lawyer, sue, chargeback, BBB, ...)
+    high_value         a VERIFIED customer in a listed tier, or with lifetime value or an
+                       open order above the thresholds; unverified claims are only noted
+    purchase_intent    a buying intent when the customer's value or stated basket >= value
+
+The decision's priority is the highest priority among the fired triggers plus
+`combined_bump` for each further trigger (at most `max_combined_bump`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tandem.config import PROJECT_ROOT
+
+DEFAULT_POLICY_PATH = PROJECT_ROOT / "handoff.yml"
+
+# Float noise (0.1 + 0.6 = 0.69999...) must not decide a boundary case.
+EPSILON = 1e-9
+
+
+class PolicyError(ValueError):
+    """handoff.yml is unreadable or invalid; the message names the file and the fields."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class _Strict(BaseModel):
+    # A misspelt key ("threshhold") is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class FrustrationTrigger(_Strict):
+    enabled: bool = True
+    threshold: float = Field(0.70, ge=0, le=1)
+    priority: int = Field(3, ge=0, le=100)
+
+
+class NegativeStreakTrigger(_Strict):
+    enabled: bool = True
+    score_cutoff: float = Field(-0.40, ge=-1, le=1, description="a turn at or below is negative")
+    turns: int = Field(3, ge=1)
+    priority: int = Field(2, ge=0, le=100)
+
+
+class HumanRequestTrigger(_Strict):
+    enabled: bool = True
+    intents: list[str] = Field(default_factory=lambda: ["request_human"])
+    # Caught in the text too, for when NLU files "get me a real person!!" as a fallback.
+    phrases: list[str] = Field(
+        default_factory=lambda: [
+            "real person",
+            "human being",
+            "talk to a human",
+            "speak to a human",
+            "talk to a person",
+            "speak to a person",
+            "talk to someone",
+            "speak to someone",
+            "live agent",
+            "representative",
+            "speak to a manager",
+            "talk to a manager",
+        ]
+    )
+    priority: int = Field(4, ge=0, le=100)
+
+
+class FallbacksTrigger(_Strict):
+    enabled: bool = True
+    intents: list[str] = Field(default_factory=lambda: ["nlu_fallback", "out_of_scope"])
+    count: int = Field(2, ge=1, description="consecutive fallbacks that escalate")
+    priority: int = Field(2, ge=0, le=100)
+
+
+class ComplaintTrigger(_Strict):
+    enabled: bool = True
+    intents: list[str] = Field(default_factory=lambda: ["complaint"])
+    priority: int = Field(3, ge=0, le=100)
+
+
+class LargeCancellationTrigger(_Strict):
+    enabled: bool = True
+    intents: list[str] = Field(default_factory=lambda: ["cancel_order"])
+    order_value: float = Field(300.0, ge=0)
+    priority: int = Field(3, ge=0, le=100)
+
+
+class LegalTrigger(_Strict):
+    enabled: bool = True
+    words: list[str] = Field(
+        default_factory=lambda: [
+            "lawyer",
+            "lawyers",
+            "attorney",
+            "attorneys",
+            "sue",
+            "suing",
+            "sued",
+            "lawsuit",
+            "legal action",
+            "chargeback",
+            "charge back",
+            "BBB",
+            "better business bureau",
+            "small claims",
+        ]
+    )
+    priority: int = Field(5, ge=0, le=100)
+
+    @field_validator("words")
+    @classmethod
+    def _no_blank_words(cls, words: list[str]) -> list[str]:
+        if any(not word.strip() for word in words):
+            raise ValueError("legal words must not be blank")
+        return words
+
+
+class HighValueTrigger(_Strict):
+    enabled: bool = True
+    tiers: list[str] = Field(default_factory=lambda: ["vip"])
+    lifetime_value: float | None = Field(2000.0, ge=0, description="null disables this test")
+    open_order_value: float | None = Field(500.0, ge=0, description="null disables this test")
+    priority: int = Field(3, ge=0, le=100)
+
+    @field_validator("tiers")
+    @classmethod
+    def _lower_tiers(cls, tiers: list[str]) -> list[str]:
+        return [tier.strip().lower() for tier in tiers]
+
+
+class PurchaseIntentTrigger(_Strict):
+    enabled: bool = True
+    intents: list[str] = Field(default_factory=lambda: ["product_info", "book_appointment"])
+    value: float = Field(500.0, ge=0, description="customer value or stated basket")
+    priority: int = Field(2, ge=0, le=100)
+
+
+class Triggers(_Strict):
+    frustration: FrustrationTrigger = Field(default_factory=FrustrationTrigger)
+    negative_streak: NegativeStreakTrigger = Field(default_factory=NegativeStreakTrigger)
+    human_request: HumanRequestTrigger = Field(default_factory=HumanRequestTrigger)
+    fallbacks: FallbacksTrigger = Field(default_factory=FallbacksTrigger)
+    complaint: ComplaintTrigger = Field(default_factory=ComplaintTrigger)
+    large_cancellation: LargeCancellationTrigger = Field(default_factory=LargeCancellationTrigger)
+    legal: LegalTrigger = Field(default_factory=LegalTrigger)
+    high_value: HighValueTrigger = Field(default_factory=HighValueTrigger)
+    purchase_intent: PurchaseIntentTrigger = Field(default_factory=PurchaseIntentTrigger)
+
+
+class PolicySettings(_Strict):
+    enabled: bool = True
+    currency_symbol: str = "$"
+    # Intent-based triggers need this much NLU confidence (fallback intents excepted).
+    min_intent_confidence: float = Field(0.5, ge=0, le=1)
+    combined_bump: int = Field(1, ge=0, description="added per extra fired trigger")
+    max_combined_bump: int = Field(2, ge=0)
+    triggers: Triggers = Field(default_factory=Triggers)
+
+    @classmethod
+    def from_mapping(
+        cls, data: dict[str, Any] | None, *, source: str = "handoff.yml"
+    ) -> PolicySettings:
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as error:
+            raise PolicyError(_describe(source, error)) from None
+
+
+def _describe(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid handoff policy ({error.error_count()} problem(s))"]
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  {where}: {problem['msg']} (got {problem.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_policy(path: str | Path | None = None) -> PolicySettings:
+    """Read handoff.yml (default: the project root's); a missing file means all defaults."""
+    policy_path = Path(path) if path is not None else DEFAULT_POLICY_PATH
+    if not policy_path.exists():
+        if path is not None:
+            raise PolicyError(f"{policy_path}: no such handoff policy file")
+        return PolicySettings()
+    try:
+        data = yaml.safe_load(policy_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{policy_path}: not valid YAML: {error}") from None
+    if data is not None and not isinstance(data, dict):
+        kind = type(data).__name__
+        raise PolicyError(f"{policy_path}: expected a mapping of settings, got a {kind}")
+    return PolicySettings.from_mapping(data, source=str(policy_path))
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerValue:
+    """What the business knows about the customer; only `verified` ones count for routing."""
+
+    verified: bool
+    tier: str | None = None
+    lifetime_value: float | None = None
+    open_order_value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Everything the policy looks at for one customer message."""
+
+    conversation_id: str
+    intent: str | None = None
+    intent_confidence: float | None = None
+    text: str = ""
+    frustration: float | None = None
+    frustration_explanation: str | None = None
+    consecutive_negative_turns: int = 0
+    consecutive_fallbacks: int = 0
+    sentiment_score: float | None = None
+    customer: CustomerValue | None = None
+    order_value: float | None = None  # e.g. the order the customer is cancelling
+    already_escalated: bool = False
+    basket_value: float | None = None  # a basket the customer stated (entities, cart)
+
+
+def update_negative_streak(streak: int, score: float | None, settings: PolicySettings) -> int:
+    """The negative-turn counter after one more customer message (unscored turns keep it)."""
+    if score is None:
+        return streak
+    return streak + 1 if score <= settings.triggers.negative_streak.score_cutoff + EPSILON else 0
+
+
+def update_fallback_streak(streak: int, intent: str | None, settings: PolicySettings) -> int:
+    """The consecutive-fallback counter after one more customer message."""
+    return streak + 1 if intent in settings.triggers.fallbacks.intents else 0
+
+
+# --------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    text: str
+    value: float | str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Literal["stay", "escalate"]
+    priority: int = 0
+    reasons: list[Reason] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)  # names of the fired triggers
+
+    @property
+    def escalate(self) -> bool:
+        return self.action == "escalate"
+
+    @property
+    def summary(self) -> str:
+        """One line for logs and the staff queue: the reason texts joined."""
+        return "; ".join(reason.text for reason in self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "priority": self.priority,
+            "triggers": list(self.triggers),
+            "reasons": [asdict(reason) for reason in self.reasons],
+            "notes": list(self.notes),
+        }
+
+
+def money(amount: float, symbol: str = "$") -> str:
+    """$640, $2,400, $19.99."""
+    return f"{symbol}{amount:,.0f}" if float(amount).is_integer() else f"{symbol}{amount:,.2f}"
+
+
+_MONEY = re.compile(
+    r"(?:\$|usd\s?)\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+    r"|\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s?(?:dollars|bucks|usd)\b",
+    re.IGNORECASE,
+)
+
+
+def stated_amount(text: str) -> float | None:
+    """The largest money amount written in the text ("$1,200", "800 dollars"), if any."""
+    amounts = []
+    for match in _MONEY.finditer(text):
+        whole = match.group(1) or match.group(3)
+        cents = match.group(2) or match.group(4) or "0"
+        amounts.append(float(whole.replace(",", "")) + float(f"0.{cents}"))
+    return max(amounts) if amounts else None
+
+
+def _phrase_hits(text: str, phrases: list[str]) -> list[str]:
+    """Phrases found as whole words ("sue" matches "I'll sue", never "issue")."""
+    hits = []
+    for phrase in phrases:
+        words = r"\s+".join(re.escape(word) for word in phrase.split())
+        if re.search(rf"(?<![\w]){words}(?![\w])", text, re.IGNORECASE):
+            hits.append(phrase)
+    return hits
+
+
+def _at_least(value: float, threshold: float) -> bool:
+    return value >= threshold - EPSILON
+
+
+def _frustration_detail(explanation: str | None) -> str:
+    # Mood.explain() says "frustration 0.81: negative trend, caps"; keep the part after ':'.
+    if not explanation:
+        return ""
+    detail = re.sub(r"^\s*frustration\s+[-\d.]+\s*:\s*", "", explanation).strip()
+    return "" if detail in {"", "calm"} else detail
+
+
+def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
+    """Stay with the bot, or escalate with a priority and the reasons (pure function)."""
+    if not settings.enabled:
+        return Decision("stay", notes=["handoff policy disabled"])
+    triggers = settings.triggers
+    cur = settings.currency_symbol
+    fired: dict[str, int] = {}  # trigger name -> priority
+    reasons: list[Reason] = []
+    notes: list[str] = []
+
+    def fire(trigger: str, priority: int, reason: Reason) -> None:
+        fired[trigger] = priority
+        reasons.append(reason)
+
+    intent = signals.intent
+    confident = (
+        signals.intent_confidence is None
+        or signals.intent_confidence >= settings.min_intent_confidence - EPSILON
+    )
+    if intent and not confident:
+        notes.append(
+            f"intent {intent} at confidence {signals.intent_confidence:.2f} "
+            f"< {settings.min_intent_confidence:.2f}: not trusted"
+        )
+    trusted_intent = intent if confident else None
+    text = signals.text or ""
+
+    rule = triggers.frustration
+    if (
+        rule.enabled
+        and signals.frustration is not None
+        and _at_least(signals.frustration, rule.threshold)
+    ):
+        detail = _frustration_detail(signals.frustration_explanation)
+        fire(
+            "frustration",
+            rule.priority,
+            Reason(
+                "frustration",
+                f"frustration {signals.frustration:.2f} ≥ {rule.threshold:.2f}"
+                + (f" ({detail})" if detail else ""),
+                round(signals.frustration, 4),
+                rule.threshold,
+            ),
+        )
+
+    streak = triggers.negative_streak
+    if streak.enabled and signals.consecutive_negative_turns >= streak.turns:
+        fire(
+            "negative_streak",
+            streak.priority,
+            Reason(
+                "negative_streak",
+                f"negative sentiment {signals.consecutive_negative_turns} turns in a row "
+                f"(score ≤ {streak.score_cutoff:+.2f})",
+                signals.consecutive_negative_turns,
+                streak.turns,
+            ),
+        )
+
+    human = triggers.human_request
+    if human.enabled:
+        phrases = _phrase_hits(text, human.phrases)
+        by_intent = trusted_intent in human.intents
+        if by_intent or phrases:
+            said = trusted_intent if by_intent else phrases[0]
+            fire(
+                "human_request",
+                human.priority,
+                Reason("asked_for_person", "asked for a person", said),
+            )
+
+    fallbacks = triggers.fallbacks
+    if fallbacks.enabled and signals.consecutive_fallbacks >= fallbacks.count:
+        count = signals.consecutive_fallbacks
+        fire(
+            "fallbacks",
+            fallbacks.priority,
+            Reason(
+                "fallbacks",
+                f"{count} bot fallback{'s' if count != 1 else ''} in a row",
+                count,
+                fallbacks.count,
+            ),
+        )
+
+    complaint = triggers.complaint
+    if complaint.enabled and trusted_intent in complaint.intents:
+        fire(
+            "complaint",
+            complaint.priority,
+            Reason("complaint", "customer is making a complaint", trusted_intent),
+        )
+
+    cancel = triggers.large_cancellation
+    if (
+        cancel.enabled
+        and trusted_intent in cancel.intents
+        and signals.order_value is not None
+        and _at_least(signals.order_value, cancel.order_value)
+    ):
+        fire(
+            "large_cancellation",
+            cancel.priority,
+            Reason(
+                "large_cancellation",
+                f"cancelling an order of {money(signals.order_value, cur)} "
+                f"≥ {money(cancel.order_value, cur)}",
+                signals.order_value,
+                cancel.order_value,
+            ),
+        )
+
+    legal = triggers.legal
+    if legal.enabled:
+        words = _phrase_hits(text, legal.words)
+        if words:
+            fire(
+                "legal",
+                legal.priority,
+                Reason("legal", "legal language: " + ", ".join(f"'{w}'" for w in words), words[0]),
+            )
+
+    customer = signals.customer
+    value = triggers.high_value
+    if value.enabled and customer is not None:
+        found: list[Reason] = []
+        if customer.tier and customer.tier.strip().lower() in value.tiers:
+            tier = customer.tier.strip().upper()
+            found.append(Reason("vip_tier", f"customer tier {tier}", customer.tier))
+        if (
+            value.lifetime_value is not None
+            and customer.lifetime_value is not None
+            and _at_least(customer.lifetime_value, value.lifetime_value)
+        ):
+            found.append(
+                Reason(
+                    "lifetime_value",
+                    f"lifetime value {money(customer.lifetime_value, cur)} "
+                    f"≥ {money(value.lifetime_value, cur)}",
+                    customer.lifetime_value,
+                    value.lifetime_value,
+                )
+            )
+        if (
+            value.open_order_value is not None
+            and customer.open_order_value is not None
+            and _at_least(customer.open_order_value, value.open_order_value)
+        ):
+            found.append(
+                Reason(
+                    "open_order",
+                    f"open order {money(customer.open_order_value, cur)} "
+                    f"≥ {money(value.open_order_value, cur)}",
+                    customer.open_order_value,
+                    value.open_order_value,
+                )
+            )
+        if customer.verified:
+            for reason in found:
+                fire("high_value", value.priority, reason)
+        else:
+            # Never route on an unsigned claim; say so, so staff know why it was ignored.
+            for reason in found:
+                claim = reason.text.replace("customer tier ", "")
+                notes.append(f"customer claims {claim} but is not verified: ignored")
+
+    purchase = triggers.purchase_intent
+    if purchase.enabled and trusted_intent in purchase.intents:
+        basket_candidates = [v for v in (signals.basket_value, stated_amount(text)) if v]
+        basket = max(basket_candidates) if basket_candidates else None
+        customer_worth = (
+            customer.lifetime_value if customer is not None and customer.verified else None
+        )
+        if basket is not None and _at_least(basket, purchase.value):
+            fire(
+                "purchase_intent",
+                purchase.priority,
+                Reason(
+                    "purchase_intent",
+                    f"purchase interest ({trusted_intent}), basket {money(basket, cur)} "
+                    f"≥ {money(purchase.value, cur)}",
+                    basket,
+                    purchase.value,
+                ),
+            )
+        elif customer_worth is not None and _at_least(customer_worth, purchase.value):
+            fire(
+                "purchase_intent",
+                purchase.priority,
+                Reason(
+                    "purchase_intent",
+                    f"purchase interest ({trusted_intent}), customer value "
+                    f"{money(customer_worth, cur)} ≥ {money(purchase.value, cur)}",
+                    customer_worth,
+                    purchase.value,
+                ),
+            )
+
+    if not fired:
+        return Decision("stay", notes=notes)
+    extra = len(fired) - 1
+    priority = max(fired.values()) + min(extra * settings.combined_bump, settings.max_combined_bump)
+    if signals.already_escalated:
+        # The gateway may still raise the queued entry's priority from these reasons.
+        notes.append("already escalated: no new handoff")
+        return Decision("stay", priority, reasons, notes, list(fired))
+    return Decision("escalate", priority, reasons, notes, list(fired))

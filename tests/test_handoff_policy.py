@@ -1,0 +1,315 @@
+"""The handoff policy: every trigger alone and combined, boundaries, notes, settings errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handoff.policy import (
+    DEFAULT_POLICY_PATH,
+    CustomerValue,
+    PolicyError,
+    PolicySettings,
+    Signals,
+    evaluate,
+    load_policy,
+    money,
+    stated_amount,
+    update_fallback_streak,
+    update_negative_streak,
+)
+
+DEFAULTS = PolicySettings()
+VIP = CustomerValue(verified=True, tier="vip", lifetime_value=900, open_order_value=0)
+
+
+def signals(**fields: Any) -> Signals:
+    return Signals(conversation_id="c1", **fields)
+
+
+def settings(**overrides: Any) -> PolicySettings:
+    return PolicySettings.from_mapping(overrides)
+
+
+def texts(**fields: Any) -> list[str]:
+    return [reason.text for reason in evaluate(signals(**fields), DEFAULTS).reasons]
+
+
+# --------------------------------------------------------------------------- calm
+
+
+def test_a_calm_faq_message_stays_with_the_bot() -> None:
+    decision = evaluate(
+        signals(intent="ask_hours", intent_confidence=0.97, text="when do you open on sunday?",
+                frustration=0.05, sentiment_score=0.1),
+        DEFAULTS,
+    )  # fmt: skip
+    assert (decision.action, decision.priority, decision.reasons, decision.notes) == (
+        "stay", 0, [], [],
+    )  # fmt: skip
+    assert not decision.escalate
+
+
+# --------------------------------------------------------------------------- each trigger
+
+
+def test_frustration_at_and_below_the_threshold() -> None:
+    at = evaluate(signals(frustration=0.70), DEFAULTS)
+    assert (at.action, at.priority, at.triggers) == ("escalate", 3, ["frustration"])
+    assert at.reasons[0].text == "frustration 0.70 ≥ 0.70"
+    assert evaluate(signals(frustration=0.1 + 0.6), DEFAULTS).escalate  # 0.69999... counts
+    assert not evaluate(signals(frustration=0.69), DEFAULTS).escalate
+    assert not evaluate(signals(frustration=None), DEFAULTS).escalate
+
+
+def test_frustration_reason_carries_mood_explanation() -> None:
+    explanation = "frustration 0.82: negative trend over 3 turns, caps"
+    [reason] = evaluate(signals(frustration=0.82, frustration_explanation=explanation),
+                        DEFAULTS).reasons  # fmt: skip
+    assert reason.text == "frustration 0.82 ≥ 0.70 (negative trend over 3 turns, caps)"
+    assert (reason.code, reason.value, reason.threshold) == ("frustration", 0.82, 0.70)
+    calm = evaluate(signals(frustration=0.9, frustration_explanation="frustration 0.90: calm"),
+                    DEFAULTS)  # fmt: skip
+    assert calm.reasons[0].text == "frustration 0.90 ≥ 0.70"
+
+
+def test_negative_streak_boundary() -> None:
+    assert texts(consecutive_negative_turns=3) == [
+        "negative sentiment 3 turns in a row (score ≤ -0.40)"
+    ]
+    assert texts(consecutive_negative_turns=2) == []
+
+
+def test_negative_streak_counter() -> None:
+    streak = 0
+    for score in (-0.5, -0.4, 0.2, -0.9, -0.41, None, -0.6):
+        streak = update_negative_streak(streak, score, DEFAULTS)
+    assert streak == 3  # 0.2 reset it; an unscored turn (None) keeps it
+    assert update_negative_streak(4, -0.39, DEFAULTS) == 0
+
+
+def test_explicit_request_for_a_person() -> None:
+    decision = evaluate(signals(intent="request_human", intent_confidence=0.93), DEFAULTS)
+    assert (decision.action, decision.priority) == ("escalate", 4)
+    assert decision.reasons[0].text == "asked for a person"
+    # NLU filed it as a fallback, but the words are unmistakable.
+    phrase = evaluate(signals(intent="nlu_fallback", text="Can I speak to a HUMAN being"), DEFAULTS)
+    assert phrase.triggers == ["human_request"]
+    assert phrase.reasons[0].value == "human being"
+
+
+def test_low_confidence_intents_are_not_trusted() -> None:
+    decision = evaluate(signals(intent="request_human", intent_confidence=0.31), DEFAULTS)
+    assert not decision.escalate
+    assert decision.notes == ["intent request_human at confidence 0.31 < 0.50: not trusted"]
+    assert evaluate(signals(intent="request_human", intent_confidence=0.5), DEFAULTS).escalate
+
+
+def test_consecutive_fallbacks() -> None:
+    assert texts(consecutive_fallbacks=2) == ["2 bot fallbacks in a row"]
+    assert texts(consecutive_fallbacks=1) == []
+    streak = 0
+    for intent in ("nlu_fallback", "out_of_scope", "ask_hours", "nlu_fallback"):
+        streak = update_fallback_streak(streak, intent, DEFAULTS)
+    assert streak == 1
+    custom = settings(triggers={"fallbacks": {"count": 1}})
+    assert evaluate(signals(consecutive_fallbacks=1), custom).reasons[0].text == (
+        "1 bot fallback in a row"
+    )
+
+
+def test_complaint() -> None:
+    decision = evaluate(signals(intent="complaint", intent_confidence=0.88), DEFAULTS)
+    assert (decision.priority, decision.reasons[0].code) == (3, "complaint")
+
+
+def test_large_cancellation_boundary_and_unknown_value() -> None:
+    assert texts(intent="cancel_order", order_value=300) == ["cancelling an order of $300 ≥ $300"]
+    assert texts(intent="cancel_order", order_value=299.99) == []
+    assert texts(intent="cancel_order", order_value=None) == []
+    assert texts(intent="order_status", order_value=900) == []  # only when cancelling
+
+
+@pytest.mark.parametrize(
+    ("text", "hit"),
+    [
+        ("I'm calling my LAWYER", "'lawyer'"),
+        ("we will sue you", "'sue'"),
+        ("I'll file a chargeback with my bank", "'chargeback'"),
+        ("reporting you to the BBB", "'BBB'"),
+        ("see you in small   claims court", "'small claims'"),
+    ],
+)
+def test_legal_words(text: str, hit: str) -> None:
+    decision = evaluate(signals(text=text), DEFAULTS)
+    assert (decision.priority, decision.triggers) == (5, ["legal"])
+    assert decision.reasons[0].text == f"legal language: {hit}"
+
+
+@pytest.mark.parametrize(
+    "text", ["there is an issue with my order", "I pursue", "sued-ish? no: lawyered"]
+)
+def test_legal_words_need_whole_words(text: str) -> None:
+    assert evaluate(signals(text=text), settings(triggers={"legal": {"words": ["sue", "lawyer"]}})
+                    ).escalate is False  # fmt: skip
+
+
+def test_verified_high_value_customer() -> None:
+    assert texts(customer=VIP) == ["customer tier VIP"]
+    rich = CustomerValue(verified=True, tier="regular", lifetime_value=2000, open_order_value=640)
+    assert texts(customer=rich) == ["lifetime value $2,000 ≥ $2,000", "open order $640 ≥ $500"]
+    below = CustomerValue(verified=True, tier="gold", lifetime_value=1999.5, open_order_value=499)
+    assert texts(customer=below) == []
+
+
+def test_unverified_value_claims_are_ignored_and_noted() -> None:
+    claimed = CustomerValue(verified=False, tier="VIP", lifetime_value=5000, open_order_value=640)
+    decision = evaluate(signals(customer=claimed, text="I'm a VIP, put me through"), DEFAULTS)
+    assert not decision.escalate
+    assert decision.notes == [
+        "customer claims VIP but is not verified: ignored",
+        "customer claims lifetime value $5,000 ≥ $2,000 but is not verified: ignored",
+        "customer claims open order $640 ≥ $500 but is not verified: ignored",
+    ]
+
+
+def test_purchase_intent_with_a_big_basket_or_a_valuable_customer() -> None:
+    assert texts(intent="product_info", text="12 blazers for my team, about $1,400 total") == [
+        "purchase interest (product_info), basket $1,400 ≥ $500"
+    ]
+    assert texts(intent="book_appointment", basket_value=500) == [
+        "purchase interest (book_appointment), basket $500 ≥ $500"
+    ]
+    worth = CustomerValue(verified=True, lifetime_value=800)
+    assert texts(intent="product_info", customer=worth) == [
+        "purchase interest (product_info), customer value $800 ≥ $500"
+    ]
+    assert texts(intent="product_info", text="is the $45 linen shirt in M?") == []
+    assert texts(intent="ask_shipping", text="shipping on a $900 order?") == []
+    unverified = CustomerValue(verified=False, lifetime_value=800)
+    assert texts(intent="product_info", customer=unverified) == []
+
+
+def test_stated_amount() -> None:
+    assert stated_amount("about $1,400.50 or 900 dollars, USD 2000") == 2000
+    assert stated_amount("order 10482, size 8") is None
+    assert money(640) == "$640"
+    assert money(19.9, "€") == "€19.90"
+
+
+# --------------------------------------------------------------------------- combined
+
+
+def test_combined_triggers_bump_the_priority() -> None:
+    decision = evaluate(
+        signals(frustration=0.85, consecutive_fallbacks=2, intent="request_human", customer=VIP),
+        DEFAULTS,
+    )
+    assert decision.triggers == ["frustration", "human_request", "fallbacks", "high_value"]
+    assert decision.priority == 4 + 2  # the highest (4) plus the capped bump (2)
+    two = evaluate(signals(frustration=0.85, consecutive_fallbacks=2), DEFAULTS)
+    assert two.priority == 3 + 1
+
+
+def test_several_value_reasons_are_one_trigger() -> None:
+    whale = CustomerValue(verified=True, tier="vip", lifetime_value=9000, open_order_value=900)
+    decision = evaluate(signals(customer=whale), DEFAULTS)
+    assert (decision.priority, len(decision.reasons), decision.triggers) == (3, 3, ["high_value"])
+
+
+def test_legal_and_cancellation_summary() -> None:
+    decision = evaluate(
+        signals(intent="cancel_order", order_value=640, text="cancel it or my attorney calls"),
+        DEFAULTS,
+    )
+    assert decision.priority == 6
+    assert decision.summary == "cancelling an order of $640 ≥ $300; legal language: 'attorney'"
+
+
+def test_already_escalated_keeps_reasons_but_stays() -> None:
+    decision = evaluate(signals(intent="request_human", already_escalated=True), DEFAULTS)
+    assert (decision.action, decision.priority) == ("stay", 4)
+    assert decision.reasons[0].text == "asked for a person"
+    assert decision.notes == ["already escalated: no new handoff"]
+
+
+def test_disabled_triggers_and_policy() -> None:
+    quiet = settings(triggers={"frustration": {"enabled": False}, "legal": {"enabled": False}})
+    assert not evaluate(signals(frustration=0.99, text="my lawyer"), quiet).escalate
+    off = settings(enabled=False)
+    decision = evaluate(signals(intent="request_human"), off)
+    assert (decision.action, decision.notes) == ("stay", ["handoff policy disabled"])
+
+
+def test_decision_to_dict_is_json_ready() -> None:
+    decision = evaluate(signals(frustration=0.8, customer=VIP), DEFAULTS)
+    stored = json.loads(json.dumps(decision.to_dict()))
+    assert stored == {
+        "action": "escalate",
+        "priority": 4,
+        "triggers": ["frustration", "high_value"],
+        "reasons": [
+            {"code": "frustration", "text": "frustration 0.80 ≥ 0.70", "value": 0.8,
+             "threshold": 0.7},
+            {"code": "vip_tier", "text": "customer tier VIP", "value": "vip", "threshold": None},
+        ],
+        "notes": [],
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_the_shipped_handoff_yml_matches_the_defaults() -> None:
+    assert DEFAULT_POLICY_PATH.name == "handoff.yml"
+    assert load_policy(DEFAULT_POLICY_PATH) == PolicySettings()
+
+
+def test_missing_keys_keep_their_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "handoff.yml"
+    path.write_text("triggers:\n  frustration:\n    threshold: 0.8\n")
+    loaded = load_policy(path)
+    assert loaded.triggers.frustration.threshold == 0.8
+    assert loaded.triggers.frustration.priority == 3
+    assert loaded.triggers.legal == DEFAULTS.triggers.legal
+    path.write_text("")
+    assert load_policy(path) == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("triggers:\n  frustration:\n    threshold: 1.5\n",
+         "triggers.frustration.threshold: Input should be less than or equal to 1 (got 1.5)"),
+        ("triggers:\n  fallbacks:\n    count: many\n", "triggers.fallbacks.count: Input should be"),
+        ("triggers:\n  frustration:\n    threshhold: 0.5\n",
+         "triggers.frustration.threshhold: Extra inputs are not permitted"),
+        ("triggers:\n  legal:\n    words: [lawyer, '  ']\n", "triggers.legal.words: Value error"),
+        ("tirggers: {}\n", "tirggers: Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_invalid_settings_name_the_file_and_field(
+    tmp_path: Path, yaml_text: str, expected: str
+) -> None:
+    path = tmp_path / "handoff.yml"
+    path.write_text(yaml_text)
+    with pytest.raises(PolicyError) as error:
+        load_policy(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: invalid handoff policy")
+    assert expected in message
+
+
+def test_unreadable_policy_files(tmp_path: Path) -> None:
+    path = tmp_path / "handoff.yml"
+    path.write_text("triggers: [unclosed\n")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(path)
+    path.write_text("- a list\n")
+    with pytest.raises(PolicyError, match="expected a mapping of settings, got a list"):
+        load_policy(path)
+    with pytest.raises(PolicyError, match="no such handoff policy file"):
+        load_policy(tmp_path / "missing.yml")
