@@ -60,8 +60,6 @@ def main() -> int:
     args = parser.parse_args()
     console = Console()
 
-    from tandem.business.seed import seed_demo_database
-
     state = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
     url = f"sqlite:///{state / 'tandem.db'}"
     migrate(url)

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from bot import views, ws
+from bot import staff_auth_views, views, ws
 from bot.flows import ChatFlows
 from bot.rasa_client import RasaClient
 from tandem.bus import InProcessBus
@@ -23,6 +23,7 @@ from tandem.config import Settings, get_settings
 from tandem.conversations.service import ConversationNotFound
 from tandem.conversations.states import InvalidTransition
 from tandem.db import make_engine
+from tandem.models import Base  # noqa: F401  (registers every table for relationships)
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(BodySizeLimit)
     app.include_router(views.router)
     app.include_router(ws.router)
+    app.include_router(staff_auth_views.router)
 
     @app.exception_handler(ConversationNotFound)
     async def _not_found(_: Request, error: ConversationNotFound) -> JSONResponse:

@@ -9,12 +9,25 @@ from fastapi.responses import JSONResponse
 
 from bot.flows import ChatFlows
 from bot.schemas import CustomerMessage, MessageRejected, NewConversation, checked_text
+from tandem.business.profile import get_profile
 
 router = APIRouter(prefix="/api", tags=["customer"])
 
 
 def _flows(request: Request) -> ChatFlows:
     return request.app.state.flows  # type: ignore[no-any-return]
+
+
+@router.get("/business")
+async def business() -> dict[str, Any]:
+    """What a chat page shows before the first message: names and the bot disclosure."""
+    profile = get_profile()
+    return {
+        "name": profile.business.name,
+        "assistant_name": profile.bot.name,
+        "disclosure": profile.say("chat_disclosure"),
+        "talk_to_person": profile.say("talk_to_person_button"),
+    }
 
 
 @router.post("/conversations", status_code=201)

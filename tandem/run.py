@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tandem.config import PROJECT_ROOT, Settings, get_settings
-from tandem.db import make_engine, migrate
+from tandem.db import make_engine, migrate, session_scope
 from tandem.rasa_model import RasaSetupError, ensure_model, rasa_env, rasa_executable
 
 APP_PYTHON = sys.executable
@@ -274,9 +274,19 @@ def prepare_database(settings: Settings, *, seed: bool = True) -> None:
     check_database(settings.database_url)
     migrate(settings.database_url)
     if seed:
-        from tandem.business.seed import seed_demo_database
-
         seed_demo_database(settings.database_url)
+
+
+def seed_demo_database(url: str) -> None:
+    """Load the demo business once (a no-op when business data exists)."""
+    from tandem.business.seed import seed_demo
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            seed_demo(session)
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,8 +81,7 @@ class LiveStack:
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """The real action server, Rasa server and gateway, started once for the session."""
-    from tandem.business.seed import seed_demo_database
-    from tandem.run import Stack, StartupError
+    from tandem.run import Stack, StartupError, seed_demo_database
 
     state_dir = tmp_path_factory.mktemp("stack")
     database_url = f"sqlite:///{state_dir / 'tandem.db'}"

@@ -234,3 +234,11 @@ def test_engine_is_file_backed(tmp_path: Path) -> None:
     migrate(url)
     assert (tmp_path / "new" / "dir" / "x.db").exists()
     make_engine(url).dispose()
+
+
+def test_business_endpoint_discloses_the_bot(client: TestClient) -> None:
+    from tandem.business.profile import get_profile
+
+    body = client.get("/api/business").json()
+    assert body["name"] == get_profile().business.name
+    assert "virtual assistant" in body["disclosure"]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:56:05.112498
+Create Date: 2026-11-25 14:20:24.326621
 """
 
 from collections.abc import Sequence
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import tandem.db
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -50,6 +51,46 @@ def upgrade() -> None:
         sa.UniqueConstraint("sku", name=op.f("uq_products_sku")),
     )
     op.create_table(
+        "staff_users",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("display_name", sa.String(length=100), nullable=False),
+        sa.Column("role", sa.String(length=10), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=False),
+        sa.Column("created_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", tandem.db.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("role IN ('staff', 'owner')", name=op.f("ck_staff_users_role")),
+        sa.CheckConstraint("capacity >= 0", name=op.f("ck_staff_users_capacity")),
+        sa.CheckConstraint("email = lower(email)", name=op.f("ck_staff_users_email_lower")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_staff_users_email")),
+    )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("actor_user_id", sa.Integer(), nullable=True),
+        sa.Column("action", sa.String(length=50), nullable=False),
+        sa.Column("target", sa.Text(), nullable=True),
+        sa.Column("detail", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("created_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_user_id"],
+            ["staff_users.id"],
+            name=op.f("fk_audit_log_actor_user_id_staff_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_log_actor_user_id"), ["actor_user_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_audit_log_created_at"), ["created_at"], unique=False)
+
+    op.create_table(
         "bookings",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ref", sa.String(length=20), nullable=False),
@@ -85,6 +126,8 @@ def upgrade() -> None:
         sa.Column("verified_via", sa.String(length=30), nullable=True),
         sa.Column("assigned_staff_id", sa.Integer(), nullable=True),
         sa.Column("mood", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("handoff", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("resolution", sa.Text(), nullable=True),
         sa.Column("csat", sa.Integer(), nullable=True),
         sa.Column("csat_comment", sa.Text(), nullable=True),
         sa.Column("created_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
@@ -153,6 +196,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product_variants")),
         sa.UniqueConstraint("product_id", "size", name="uq_product_variants_product_size"),
     )
+    op.create_table(
+        "staff_sessions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("user_agent", sa.String(length=300), nullable=True),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["staff_users.id"],
+            name=op.f("fk_staff_sessions_user_id_staff_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_sessions")),
+    )
+    with op.batch_alter_table("staff_sessions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_staff_sessions_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_staff_sessions_user_id"), ["user_id"], unique=False)
+
     op.create_table(
         "conversation_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -269,11 +335,46 @@ def upgrade() -> None:
     with op.batch_alter_table("return_requests", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_return_requests_order_id"), ["order_id"], unique=False)
 
+    op.create_table(
+        "tickets",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("conversation_id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("phone", sa.String(length=40), nullable=True),
+        sa.Column("reasons", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("message_ids", sa.JSON(), nullable=False),
+        sa.Column("why_offline", sa.String(length=200), nullable=True),
+        sa.Column("reply_by", tandem.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", tandem.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_tickets_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
+    )
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_tickets_conversation_id"), ["conversation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_tickets_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_status"), ["status"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tickets_status"))
+        batch_op.drop_index(batch_op.f("ix_tickets_created_at"))
+        batch_op.drop_index(batch_op.f("ix_tickets_conversation_id"))
+
+    op.drop_table("tickets")
     with op.batch_alter_table("return_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_return_requests_order_id"))
 
@@ -295,6 +396,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_conversation_events_conversation_id"))
 
     op.drop_table("conversation_events")
+    with op.batch_alter_table("staff_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_staff_sessions_user_id"))
+        batch_op.drop_index(batch_op.f("ix_staff_sessions_expires_at"))
+
+    op.drop_table("staff_sessions")
     op.drop_table("product_variants")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_orders_customer_id"))
@@ -311,6 +417,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_bookings_customer_id"))
 
     op.drop_table("bookings")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_log_created_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_actor_user_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_action"))
+
+    op.drop_table("audit_log")
+    op.drop_table("staff_users")
     op.drop_table("products")
     op.drop_table("customers")
     # ### end Alembic commands ###

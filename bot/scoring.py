@@ -1,0 +1,127 @@
+"""Sentiment scoring for the gateway: off the event loop, micro-batched.
+
+Every customer message is scored, but never on the event loop: one worker thread runs
+the model. Messages that arrive together are scored together: the first one opens a
+batch, which closes after `max_wait_seconds` or at `max_batch` texts, and one
+`score_batch` call answers them all (a forward over 8 texts costs little more than over
+one on CPU). The gateway starts scoring beside the Rasa call, so the customer's latency
+barely grows.
+
+If the model cannot be loaded, chatting goes on: the problem is logged once, messages
+are stored without a score, and `status` says "unavailable" (shown by /healthz).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, Protocol
+
+from sentiment.analyzer import SentimentScores
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["disabled", "not_loaded", "ok", "unavailable"]
+
+
+class BatchAnalyzer(Protocol):
+    def score_batch(self, texts: list[str]) -> list[SentimentScores]: ...
+
+
+def _default_analyzer() -> BatchAnalyzer:
+    from sentiment.analyzer import get_analyzer
+
+    return get_analyzer().load()
+
+
+class SentimentBatcher:
+    def __init__(
+        self,
+        analyzer_factory: Callable[[], BatchAnalyzer] = _default_analyzer,
+        *,
+        enabled: bool = True,
+        max_batch: int = 32,
+        max_wait_seconds: float = 0.005,
+    ) -> None:
+        self._factory = analyzer_factory
+        self._analyzer: BatchAnalyzer | None = None
+        self.enabled = enabled
+        self.max_batch = max_batch
+        self.max_wait_seconds = max_wait_seconds
+        self.status: Status = "not_loaded" if enabled else "disabled"
+        # One thread: the analyzer serialises inference anyway, and a second thread would
+        # only contend with uvicorn for the (few) cores.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
+        self._pending: list[tuple[str, asyncio.Future[SentimentScores | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.batches_run = 0  # for tests and the benchmark
+
+    def _load(self) -> BatchAnalyzer | None:
+        """In the worker thread: the analyzer, loading it the first time (None = unavailable)."""
+        if self._analyzer is None and self.status != "unavailable":
+            try:
+                self._analyzer = self._factory()
+                self.status = "ok"
+            except Exception as error:
+                self.status = "unavailable"
+                logger.error(
+                    "sentiment scoring is off: %s. Messages are stored without a score.", error
+                )
+        return self._analyzer
+
+    async def warm_up(self) -> None:
+        """Load the model before the first customer waits for it."""
+        if self.enabled:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+
+    async def score(self, text: str) -> SentimentScores | None:
+        """The scores of one text, or None when scoring is off or unavailable."""
+        if not self.enabled or self.status == "unavailable":
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SentimentScores | None] = loop.create_future()
+        self._pending.append((text, future))
+        if len(self._pending) >= self.max_batch:
+            self._flush_now()
+        elif self._flusher is None:
+            self._flusher = loop.create_task(self._flush_later())
+        return await future
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.max_wait_seconds)
+        self._flusher = None
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        if batch:
+            asyncio.get_running_loop().create_task(self._run(batch))
+        if self._pending:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _run(self, batch: list[tuple[str, asyncio.Future[SentimentScores | None]]]) -> None:
+        texts = [text for text, _ in batch]
+        loop = asyncio.get_running_loop()
+        try:
+            results: list[SentimentScores] | None = await loop.run_in_executor(
+                self._executor, self._score_in_thread, texts
+            )
+        except Exception:
+            logger.exception("sentiment scoring failed for a batch of %d", len(texts))
+            results = None
+        self.batches_run += 1
+        for index, (_, future) in enumerate(batch):
+            if not future.done():
+                future.set_result(results[index] if results is not None else None)
+
+    def _score_in_thread(self, texts: list[str]) -> list[SentimentScores] | None:
+        analyzer = self._load()
+        return analyzer.score_batch(texts) if analyzer is not None else None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
