@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.results import record_section
 from tandem.config import Settings
 from tandem.db import migrate
-from tandem.run import Stack, free_port
+from tandem.run import Stack, free_port, seed_demo_database
 
 # Routine questions a customer asks; each conversation sends a few of them.
 MESSAGES = [

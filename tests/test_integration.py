@@ -153,16 +153,16 @@ def test_product_availability_and_price_come_from_the_database(
     client: httpx.Client, profile: BusinessProfile, engine
 ) -> None:  # type: ignore[no-untyped-def]
     with session_scope(engine) as session:
-        product = session.scalars(select(Product).where(Product.name == "Classic Denim Jacket")).one()
+        product = session.scalars(
+            select(Product).where(Product.name == "Classic Denim Jacket")
+        ).one()
         price = profile.money(product.price)
     reply = Chat(client).say("do you have the classic denim jacket in medium? how much is it")
     assert product.name.lower() in reply.lower()
     assert price in reply
 
 
-def test_order_status_with_number_and_email(
-    client: httpx.Client, engine
-) -> None:  # type: ignore[no-untyped-def]
+def test_order_status_with_number_and_email(client: httpx.Client, engine) -> None:  # type: ignore[no-untyped-def]
     with session_scope(engine) as session:
         order = session.scalars(
             select(Order).where(Order.status == "shipped", Order.tracking_number.is_not(None))
@@ -205,7 +205,7 @@ def test_booking_a_styling_appointment_is_stored(
     chat.say("Jane Tester")
     confirmation = chat.say("312-555-0199")
     assert "BK-" in confirmation
-    reference = confirmation[confirmation.index("BK-"):].split()[0].strip(".,!)")
+    reference = confirmation[confirmation.index("BK-") :].split()[0].strip(".,!)")
     with session_scope(engine) as session:
         booking = session.scalars(select(Booking).where(Booking.ref == reference)).one()
         assert booking.customer_name == "Jane Tester"
@@ -221,9 +221,7 @@ def test_fallback_offers_a_person(client: httpx.Client, engine) -> None:  # type
     assert message.intent in {"nlu_fallback", "out_of_scope"}
 
 
-def test_request_for_a_person_hands_off_and_silences_the_bot(
-    client: httpx.Client, engine
-) -> None:  # type: ignore[no-untyped-def]
+def test_request_for_a_person_hands_off_and_silences_the_bot(client: httpx.Client, engine) -> None:  # type: ignore[no-untyped-def]
     chat = Chat(client)
     reply = chat.say("i want to talk to a real person please")
     assert reply  # the customer is told what happens next
@@ -235,8 +233,11 @@ def test_request_for_a_person_hands_off_and_silences_the_bot(
                 ConversationEvent.kind == "state_changed",
             )
         ).one()
-        assert (event.from_state, event.to_state, event.reason) == ("bot", "queued",
-                                                                     "asked for a person")
+        assert (event.from_state, event.to_state, event.reason) == (
+            "bot",
+            "queued",
+            "asked for a person",
+        )
     held = chat.send("hello? anyone there?")
     assert held["replies"] == []
     assert held["message"]["status"] == "held"
@@ -251,20 +252,25 @@ def test_button_payload_goes_to_rasa_and_the_title_is_stored(
     assert chat.state() == "queued"
 
 
-def test_websocket_conversation(live_stack: LiveStack, client: httpx.Client,
-                                profile: BusinessProfile) -> None:
+def test_websocket_conversation(
+    live_stack: LiveStack, client: httpx.Client, profile: BusinessProfile
+) -> None:
     chat = Chat(client)
     url = live_stack.gateway_url.replace("http", "ws") + f"/ws/chat/{chat.id}"
     with connect(url, open_timeout=10) as socket:
-        socket.send(json.dumps({"type": "message", "text": "where are you located?",
-                                "client_message_id": "ws-1"}))
+        socket.send(
+            json.dumps(
+                {"type": "message", "text": "where are you located?", "client_message_id": "ws-1"}
+            )
+        )
         frames = []
         while not any(f["type"] == "message" and f["message"]["sender"] == "bot" for f in frames):
             frames.append(json.loads(socket.recv(timeout=60)))
     assert frames[0]["type"] == "message" and frames[0]["message"]["sender"] == "customer"
     assert {"type": "typing", "sender": "bot", "on": True} in frames
-    bot_reply = next(f["message"] for f in frames if f["type"] == "message"
-                     and f["message"]["sender"] == "bot")
+    bot_reply = next(
+        f["message"] for f in frames if f["type"] == "message" and f["message"]["sender"] == "bot"
+    )
     assert profile.location.address in bot_reply["text"]
     history = client.get(f"/api/conversations/{chat.id}/messages").json()["messages"]
     assert [m["sender"] for m in history][:2] == ["customer", "bot"]
