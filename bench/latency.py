@@ -26,9 +26,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.results import record_section
-from tandem.config import Settings
-from tandem.db import migrate
-from tandem.run import Stack, free_port, seed_demo_database
+from tandem.run import Stack
 
 # Routine questions a customer asks; each conversation sends a few of them.
 MESSAGES = [
@@ -61,16 +59,8 @@ def main() -> int:
     console = Console()
 
     state = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
-    url = f"sqlite:///{state / 'tandem.db'}"
-    migrate(url)
-    seed_demo_database(url)
-    settings = Settings(
-        database_url=url,
-        rasa_url=f"http://127.0.0.1:{free_port()}",
-        action_server_url=f"http://127.0.0.1:{free_port()}",
-        gateway_port=free_port(),
-    )
-    stack = Stack(settings, state_dir=state)
+    stack = Stack.isolated(state)
+    settings = stack.settings
     model = stack.preflight()
     console.print("starting the stack…")
     stack.start(model)

@@ -161,6 +161,21 @@ class Stack:
     with_gateway: bool = True
     services: list[Service] = field(default_factory=list)
 
+    @classmethod
+    def isolated(cls, state_dir: Path, **overrides: object) -> Stack:
+        """A stack on free ports with its own seeded SQLite database (tests, benchmarks)."""
+        database_url = f"sqlite:///{state_dir / 'tandem.db'}"
+        migrate(database_url)
+        seed_demo_database(database_url)
+        settings = Settings(
+            database_url=database_url,
+            rasa_url=f"http://127.0.0.1:{free_port()}",
+            action_server_url=f"http://127.0.0.1:{free_port()}",
+            gateway_port=free_port(),
+            **overrides,  # type: ignore[arg-type]
+        )
+        return cls(settings, state_dir=state_dir)
+
     def preflight(self) -> Path:
         checks = [
             (port_of(self.settings.action_server_url), "action server", "ACTION_SERVER_URL"),

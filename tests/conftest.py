@@ -18,7 +18,6 @@ from sqlalchemy.exc import OperationalError
 
 from tandem.config import Settings
 from tandem.db import make_engine, migrate
-from tandem.run import free_port
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -81,20 +80,12 @@ class LiveStack:
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """The real action server, Rasa server and gateway, started once for the session."""
-    from tandem.run import Stack, StartupError, seed_demo_database
+    from tandem.run import Stack, StartupError
 
     state_dir = tmp_path_factory.mktemp("stack")
-    database_url = f"sqlite:///{state_dir / 'tandem.db'}"
-    migrate(database_url)
-    seed_demo_database(database_url)
-    settings = Settings(
-        database_url=database_url,
-        rasa_url=f"http://127.0.0.1:{free_port()}",
-        action_server_url=f"http://127.0.0.1:{free_port()}",
-        gateway_port=free_port(),
-        rasa_timeout_seconds=30,
-    )
-    stack = Stack(settings, state_dir=state_dir)
+    stack = Stack.isolated(state_dir, rasa_timeout_seconds=30)
+    settings = stack.settings
+    database_url = settings.database_url
     try:
         model = stack.preflight()
         stack.start(model)
