@@ -11,6 +11,11 @@ hand-given scores (the end-to-end figure).
 Queue: for each backend (in process; Redis when reachable), `--claims` conversations are
 enqueued and claimed by 50 concurrent staff tasks (uncontended), then claimed by 20
 simultaneous claimants each (contended: exactly one wins). Prints claims per second.
+
+Staff latency: the time from a customer's message (HTTP POST to a real uvicorn gateway)
+to the matching event on a staff member's /ws/staff, p50/p95 over `--messages` messages
+in a queued conversation. In process: one gateway. Redis: the customer on gateway A and
+the staff member on gateway B, so every event crosses Redis pub/sub.
 """
 
 from __future__ import annotations
@@ -142,12 +147,134 @@ async def measure_queues(claims: int, redis_url: str | None) -> list[tuple[str, 
     return rows
 
 
+async def _serve(app: object) -> tuple[object, int, object]:
+    """A real uvicorn server for `app` in this event loop; returns (server, port, task)."""
+    import uvicorn
+
+    from tandem.run import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    return server, port, task
+
+
+async def staff_event_latency(messages: int, redis_url: str | None) -> list[float]:
+    """Seconds from each customer POST to the staff WebSocket's customer_message event."""
+    import json
+    import tempfile
+
+    import httpx
+    from websockets.asyncio.client import connect
+
+    from bot.app import create_app
+    from tandem.config import Settings
+    from tandem.conversations import service
+    from tandem.conversations.states import State
+    from tandem.db import migrate, session_scope
+    from tandem.staff import service as staff_service
+
+    workdir = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    migrate(url)
+    prefix = f"tandem-bench-{uuid.uuid4().hex[:8]}:"
+    settings = Settings(
+        database_url=url,
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        sentiment_enabled=False,  # the staff event goes out before scoring anyway
+        rasa_url="http://127.0.0.1:9",
+    )
+    customer_app = create_app(settings)
+    staff_app = create_app(settings) if redis_url else customer_app
+    with session_scope(customer_app.state.engine) as session:
+        user = staff_service.create_user(
+            session, email="bench@shop.example", password="bench password", display_name="B"
+        )
+        token = staff_service.start_session(session, user).token
+        conversation = service.create_conversation(session)
+        service.transition(session, conversation, State.QUEUED, actor="bench", reason="bench")
+        conversation_id = conversation.id
+    servers = [await _serve(customer_app)]
+    if staff_app is not customer_app:
+        servers.append(await _serve(staff_app))
+    customer_port, staff_port = servers[0][1], servers[-1][1]
+    latencies: list[float] = []
+    try:
+        async with (
+            connect(
+                f"ws://127.0.0.1:{staff_port}/ws/staff",
+                additional_headers={"Cookie": f"tandem_session={token}"},
+            ) as socket,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{customer_port}") as client,
+        ):
+            assert json.loads(await socket.recv())["type"] == "ready"
+            for index in range(messages + 5):
+                text = f"bench message {index}"
+                start = time.perf_counter()
+                post = asyncio.create_task(
+                    client.post(
+                        f"/api/conversations/{conversation_id}/messages", json={"text": text}
+                    )
+                )
+                while True:
+                    frame = json.loads(await socket.recv())
+                    if frame.get("type") == "customer_message" and frame["message"]["text"] == text:
+                        break
+                if index >= 5:  # the first few warm connections and caches up
+                    latencies.append(time.perf_counter() - start)
+                (await post).raise_for_status()
+    finally:
+        for server, _, task in servers:
+            server.should_exit = True  # type: ignore[attr-defined]
+            await task  # type: ignore[misc]
+        if redis_url:
+            from redis.asyncio import Redis
+
+            client = Redis.from_url(redis_url)
+            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+    return latencies
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def measure_staff_latency(messages: int, redis_url: str | None) -> list[tuple[str, str, str]]:
+    rows = []
+    backends: list[tuple[str, str | None]] = [("in process (one gateway)", None)]
+    if redis_url:
+        backends.append(("Redis (customer on A, staff on B)", redis_url))
+    for name, url in backends:
+        try:
+            values = asyncio.run(staff_event_latency(messages, url))
+        except OSError as error:
+            rows.append((name, f"unavailable: {error}", "–"))
+            continue
+        rows.append(
+            (
+                name,
+                f"{_percentile(values, 0.5) * 1000:.1f} ms",
+                f"{_percentile(values, 0.95) * 1000:.1f} ms",
+            )
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--analyzer", action="store_true", help="rescore turns with the model")
     parser.add_argument("--claims", type=int, default=2000)
+    parser.add_argument("--messages", type=int, default=200, help="for the staff latency")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
@@ -197,6 +324,15 @@ def main() -> int:
         queues.add_row(*row)
     console.print(queues)
 
+    redis_url = None if args.no_redis else args.redis_url
+    latency_rows = measure_staff_latency(args.messages, redis_url)
+    latency = Table(title=f"Customer message -> staff WebSocket event ({args.messages} messages)")
+    for column in ("backend", "p50", "p95"):
+        latency.add_column(column, justify="right" if column != "backend" else "left")
+    for row in latency_rows:
+        latency.add_row(*row)
+    console.print(latency)
+
     if args.record:
         lines = [
             f"{scenario_count} labelled scenarios (tests/data/handoff_scenarios.yml).",
@@ -205,6 +341,13 @@ def main() -> int:
             "| queue backend | uncontended claims/s | contended attempts/s (20 per conversation) |",
             "|---|---:|---:|",
             *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+            "",
+            f"Customer message (HTTP POST) to the staff WebSocket event, {args.messages} "
+            "messages in a queued conversation, real uvicorn servers:",
+            "",
+            "| backend | p50 | p95 |",
+            "|---|---:|---:|",
+            *[f"| {a} | {b} | {c} |" for a, b, c in latency_rows],
         ]
         command = "python bench/handoff.py" + (" --analyzer" if args.analyzer else "")
         record_section("Handoff policy and queue", command + " --record", lines)

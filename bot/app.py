@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +18,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from bot import staff_auth_views, views, ws
+from bot import staff_auth_views, staff_views, staff_ws, views, ws
 from bot.flows import ChatFlows
+from bot.handoff_desk import DeskError, HandoffDesk
 from bot.rasa_client import RasaClient
-from tandem.bus import InProcessBus
+from bot.schemas import MessageRejected
+from bot.scoring import SentimentBatcher
+from handoff.factory import make_queue
+from handoff.policy import load_policy
+from tandem.bus import make_bus
+from tandem.business.profile import load_profile
 from tandem.config import Settings, get_settings
 from tandem.conversations.service import ConversationNotFound
 from tandem.conversations.states import InvalidTransition
-from tandem.db import make_engine
+from tandem.db import make_engine, utcnow
 from tandem.models import Base  # noqa: F401  (registers every table for relationships)
 
 logger = logging.getLogger(__name__)
@@ -43,15 +52,71 @@ class BodySizeLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    *,
+    scorer: SentimentBatcher | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The gateway. `scorer` and `clock` are for tests (a fake model, a fixed time)."""
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_seconds)
+    # Read the owner's files now: a mistake in them stops the start with a clear message.
+    policy = load_policy(settings.handoff_file)
+    load_profile(settings.business_file)
+    # With REDIS_URL, the queue and the bus are shared by every gateway process.
+    bus = make_bus(settings.redis_url, settings.redis_prefix)
+    queue = make_queue(
+        settings.redis_url,
+        settings.redis_prefix,
+        presence_ttl_seconds=settings.staff_presence_ttl_seconds,
+    )
+    scorer = scorer or SentimentBatcher(
+        enabled=settings.sentiment_enabled,
+        max_batch=settings.sentiment_batch_size,
+        max_wait_seconds=settings.sentiment_batch_wait_ms / 1000,
+    )
+    desk = HandoffDesk(
+        engine,
+        rasa,
+        bus,
+        queue,
+        profile=lambda: load_profile(settings.business_file),
+        staff_hours=settings.staff_hours,
+        clock=clock,
+    )
+
+    async def announce_overdue() -> None:
+        while True:
+            await asyncio.sleep(settings.sla_check_seconds)
+            try:
+                await desk.announce_overdue(settings.queue_sla_seconds)
+            except Exception:
+                logger.exception("the SLA check failed; trying again later")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warm_up = asyncio.create_task(scorer.warm_up())
+        try:
+            restored = await desk.resync()
+            if restored:
+                logger.info("put %d queued conversation(s) back in the queue", restored)
+        except Exception:
+            logger.exception("could not resync the handoff queue with the database")
+        sla = asyncio.create_task(announce_overdue())
         yield
+        for task in (sla, warm_up):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        scorer.close()
         await rasa.aclose()
+        await queue.close()
+        close_bus = getattr(bus, "close", None)
+        if close_bus is not None:
+            await close_bus()
 
     app = FastAPI(
         title="Tandem gateway",
@@ -61,11 +126,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.flows = ChatFlows(engine, rasa, InProcessBus())
+    app.state.desk = desk
+    app.state.scorer = scorer
+    app.state.flows = ChatFlows(engine, rasa, bus, desk, scorer, policy)
     app.add_middleware(BodySizeLimit)
     app.include_router(views.router)
     app.include_router(ws.router)
     app.include_router(staff_auth_views.router)
+    app.include_router(staff_views.router)
+    app.include_router(staff_ws.router)
+
+    @app.exception_handler(DeskError)
+    async def _desk_error(_: Request, error: DeskError) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=error.status)
+
+    @app.exception_handler(MessageRejected)
+    async def _rejected(_: Request, error: MessageRejected) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
     @app.exception_handler(ConversationNotFound)
     async def _not_found(_: Request, error: ConversationNotFound) -> JSONResponse:
@@ -92,6 +169,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "status": "ok" if database else "degraded",
             "database": "ok" if database else "down",
             "rasa": "up" if rasa_up else "down",
+            # ok, not_loaded (until the first message or warm-up), unavailable, disabled
+            "sentiment": app.state.scorer.status,
         }
 
     @app.get("/", include_in_schema=False)

@@ -16,8 +16,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from bot.handoff_desk import HandoffDesk, assess_turn, record_sentiment, update_mood
 from bot.rasa_client import RasaClient, RasaTurn, RasaUnavailable
-from bot.serializers import conversation_view, message_view
+from bot.scoring import SentimentBatcher
+from bot.serializers import conversation_view, is_internal, message_view
+from handoff.policy import Decision, PolicySettings
+from sentiment.analyzer import SentimentScores
 from tandem.bus import EventBus, conversation_topic
 from tandem.conversations import service
 from tandem.conversations.models import Conversation, Message
@@ -48,13 +52,35 @@ class _Incoming:
     forward_to_bot: bool
     rasa_metadata: dict[str, Any]
     duplicate: bool
+    state: str = State.BOT.value
+    assigned_staff_id: int | None = None
+
+
+@dataclass
+class _BotOutcome:
+    replies: list[dict[str, Any]]
+    conversation: dict[str, Any]
+    decision: Decision | None
+    handoff_trigger: str | None
 
 
 class ChatFlows:
-    def __init__(self, engine: Engine, rasa: RasaClient, bus: EventBus) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        rasa: RasaClient,
+        bus: EventBus,
+        desk: HandoffDesk,
+        scorer: SentimentBatcher,
+        policy: PolicySettings,
+    ) -> None:
         self.engine = engine
         self.rasa = rasa
         self.bus = bus
+        self.desk = desk
+        self.scorer = scorer
+        self.policy = policy
+        self.fallback_intents = frozenset(policy.triggers.fallbacks.intents)
         # One turn at a time per conversation, so replies keep the customer's order.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -65,10 +91,19 @@ class ChatFlows:
             self._locks[conversation_id] = lock
         return lock
 
-    async def start_conversation(self, channel: str) -> dict[str, Any]:
+    async def start_conversation(
+        self, channel: str, customer_id: int | None = None, verified_via: str | None = None
+    ) -> dict[str, Any]:
         def create() -> dict[str, Any]:
             with session_scope(self.engine) as session:
-                return conversation_view(service.create_conversation(session, channel=channel))
+                return conversation_view(
+                    service.create_conversation(
+                        session,
+                        channel=channel,
+                        customer_id=customer_id,
+                        verified_via=verified_via,
+                    )
+                )
 
         return await run_in_threadpool(create)
 
@@ -83,9 +118,11 @@ class ChatFlows:
         def read() -> list[dict[str, Any]]:
             with session_scope(self.engine) as session:
                 service.get_conversation(session, conversation_id)
+                # Internal staff notes never reach the customer.
                 return [
                     message_view(m)
                     for m in service.list_messages(session, conversation_id, after_id=after_id)
+                    if not is_internal(m)
                 ]
 
         return await run_in_threadpool(read)
@@ -110,8 +147,10 @@ class ChatFlows:
                 return TurnResult(message=incoming.message, duplicate=True)
             await self._publish(conversation_id, {"type": "message", "message": incoming.message})
             if not incoming.forward_to_bot:
-                return TurnResult(message=incoming.message)
+                return await self._held_turn(conversation_id, text, incoming)
 
+            # Sentiment runs in its worker thread while Rasa thinks.
+            scoring = asyncio.ensure_future(self.scorer.score(text))
             await self._publish(conversation_id, {"type": "typing", "sender": "bot", "on": True})
             try:
                 turn = await self.rasa.send(
@@ -124,18 +163,91 @@ class ChatFlows:
                 await self._publish(
                     conversation_id, {"type": "typing", "sender": "bot", "on": False}
                 )
+            scores = await scoring
 
             if turn is None:
                 replies, conversation = await run_in_threadpool(
-                    self._store_bot_unavailable, conversation_id, incoming.message_id
+                    self._store_bot_unavailable, conversation_id, incoming.message_id, scores
                 )
+                decision = None
             else:
-                replies, conversation = await run_in_threadpool(
-                    self._store_bot_turn, conversation_id, incoming.message_id, turn
+                outcome = await run_in_threadpool(
+                    self._store_bot_turn, conversation_id, incoming.message_id, turn, scores
+                )
+                replies, conversation, decision = (
+                    outcome.replies,
+                    outcome.conversation,
+                    outcome.decision,
                 )
             for reply in replies:
                 await self._publish(conversation_id, {"type": "message", "message": reply})
+            if decision is not None and decision.escalate:
+                actor = "policy"
+                replies = replies + await self.desk.escalate(conversation_id, decision, actor=actor)
+                conversation = await self.conversation(conversation_id)
             return TurnResult(message=incoming.message, replies=replies, conversation=conversation)
+
+    async def _held_turn(self, conversation_id: str, text: str, incoming: _Incoming) -> TurnResult:
+        """A message the bot does not answer: staff have it, or the offline flow does."""
+        if incoming.state == State.OFFLINE_TICKET:
+            replies = await run_in_threadpool(
+                self.desk.offline_step, conversation_id, incoming.message_id
+            )
+            if replies is None:
+                # The ticket is complete: the customer is back with the bot.
+                return await self._forward_after_ticket(conversation_id, text, incoming)
+            for reply in replies:
+                await self._publish(conversation_id, {"type": "message", "message": reply})
+            await self._score_held(conversation_id, text, incoming)
+            return TurnResult(
+                message=incoming.message,
+                replies=replies,
+                conversation=await self.conversation(conversation_id),
+            )
+        await self.desk.to_staff(
+            {
+                "type": "customer_message",
+                "conversation_id": conversation_id,
+                "assigned_staff_id": incoming.assigned_staff_id,
+                "message": incoming.message,
+            }
+        )
+        await self._score_held(conversation_id, text, incoming)
+        return TurnResult(message=incoming.message)
+
+    async def _forward_after_ticket(
+        self, conversation_id: str, text: str, incoming: _Incoming
+    ) -> TurnResult:
+        scores = await self.scorer.score(text)
+        try:
+            turn = await self.rasa.send(conversation_id, text, incoming.rasa_metadata)
+        except RasaUnavailable as error:
+            logger.warning("conversation %s: %s", conversation_id, error)
+            replies, conversation = await run_in_threadpool(
+                self._store_bot_unavailable, conversation_id, incoming.message_id, scores
+            )
+            return TurnResult(incoming.message, replies, conversation)
+        outcome = await run_in_threadpool(
+            self._store_bot_turn, conversation_id, incoming.message_id, turn, scores
+        )
+        for reply in outcome.replies:
+            await self._publish(conversation_id, {"type": "message", "message": reply})
+        replies = outcome.replies
+        if outcome.decision is not None and outcome.decision.escalate:
+            replies = replies + await self.desk.escalate(conversation_id, outcome.decision)
+        return TurnResult(incoming.message, replies, await self.conversation(conversation_id))
+
+    async def _score_held(self, conversation_id: str, text: str, incoming: _Incoming) -> None:
+        scores = await self.scorer.score(text)
+
+        def store() -> None:
+            with session_scope(self.engine) as session:
+                conversation = service.get_conversation(session, conversation_id, lock=True)
+                message = session.get_one(Message, incoming.message_id)
+                record_sentiment(message, scores)
+                update_mood(conversation, message, scores, fallback=None)
+
+        await run_in_threadpool(store)
 
     async def _publish(self, conversation_id: str, event: dict[str, Any]) -> None:
         await self.bus.publish(conversation_topic(conversation_id), event)
@@ -166,6 +278,7 @@ class ChatFlows:
                 )
             forward = State(conversation.state) in BOT_HANDLES
             if not forward:
+                # The bot is silent while a person has (or will have) the conversation.
                 message.status = "held"
             session.flush()
             return _Incoming(
@@ -174,30 +287,56 @@ class ChatFlows:
                 forward_to_bot=forward,
                 rasa_metadata=_rasa_metadata(conversation),
                 duplicate=False,
+                state=conversation.state,
+                assigned_staff_id=conversation.assigned_staff_id,
             )
 
     def _store_bot_turn(
-        self, conversation_id: str, message_id: int, turn: RasaTurn
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        self,
+        conversation_id: str,
+        message_id: int,
+        turn: RasaTurn,
+        scores: SentimentScores | None,
+    ) -> _BotOutcome:
         with session_scope(self.engine) as session:
             conversation = service.get_conversation(session, conversation_id, lock=True)
             customer_message = session.get_one(Message, message_id)
             service.record_nlu(customer_message, turn.parse_data)
+            record_sentiment(customer_message, scores)
             customer_message.status = "answered"
             replies = []
+            handoff_trigger: str | None = None
             for rasa_message in turn.messages:
-                stored = self._store_rasa_message(session, conversation, rasa_message)
+                stored, trigger = self._store_rasa_message(session, conversation, rasa_message)
+                handoff_trigger = handoff_trigger or trigger
                 if stored is not None:
                     replies.append(message_view(stored))
-            return replies, conversation_view(conversation)
+            mood = update_mood(
+                conversation,
+                customer_message,
+                scores,
+                fallback=customer_message.intent in self.fallback_intents,
+            )
+            decision = assess_turn(
+                session,
+                conversation,
+                customer_message,
+                mood,
+                self.policy,
+                fallback_intents=self.fallback_intents,
+                handoff_trigger=handoff_trigger,
+            )
+            return _BotOutcome(replies, conversation_view(conversation), decision, handoff_trigger)
 
     def _store_rasa_message(
         self, session: Session, conversation: Conversation, rasa_message: dict[str, Any]
-    ) -> Message | None:
+    ) -> tuple[Message | None, str | None]:
+        """Store one bot reply; also returns the handoff trigger when an action asked for one."""
         custom = rasa_message.get("custom")
         tandem = custom.get("tandem") if isinstance(custom, dict) else None
         text = rasa_message.get("text") or ""
         payload: dict[str, Any] = {}
+        trigger: str | None = None
         if rasa_message.get("buttons"):
             payload["buttons"] = [
                 {"title": b.get("title", ""), "payload": b.get("payload", "")}
@@ -206,21 +345,22 @@ class ChatFlows:
         if isinstance(tandem, dict):
             payload["tandem"] = tandem
             text = text or str(tandem.get("text") or "")
-            self._apply_bot_signal(session, conversation, tandem)
+            trigger = self._apply_bot_signal(session, conversation, tandem)
             if tandem.get("type") == "handoff" and not text:
                 text = HANDOFF_DEFAULT_TEXT
         elif custom is not None:
             payload["custom"] = custom
         if not text and not payload.get("buttons"):
-            return None
+            return None, trigger
         message, _ = service.add_message(
             session, conversation, sender="bot", text=text, payload=payload or None
         )
-        return message
+        return message, trigger
 
     def _apply_bot_signal(
         self, session: Session, conversation: Conversation, signal: dict[str, Any]
-    ) -> None:
+    ) -> str | None:
+        """Act on an action's custom payload; a handoff goes through the policy path."""
         kind = signal.get("type")
         if kind == "identified" and isinstance(signal.get("customer_id"), int):
             service.mark_identified(
@@ -230,23 +370,18 @@ class ChatFlows:
                 via=str(signal.get("via") or "chat"),
             )
         elif kind == "handoff" and conversation.state == State.BOT:
-            reason = str(signal.get("reason") or "request_human")
-            service.transition(
-                session,
-                conversation,
-                State.QUEUED,
-                actor="bot",
-                reason=_HANDOFF_REASONS.get(reason, reason),
-                data={"trigger": reason},
-            )
+            return str(signal.get("reason") or "request_human")
+        return None
 
     def _store_bot_unavailable(
-        self, conversation_id: str, message_id: int
+        self, conversation_id: str, message_id: int, scores: SentimentScores | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         with session_scope(self.engine) as session:
-            conversation = service.get_conversation(session, conversation_id)
+            conversation = service.get_conversation(session, conversation_id, lock=True)
             customer_message = session.get_one(Message, message_id)
             customer_message.status = "bot_unavailable"
+            record_sentiment(customer_message, scores)
+            update_mood(conversation, customer_message, scores, fallback=None)
             service.record_event(
                 session,
                 conversation,
@@ -263,12 +398,6 @@ class ChatFlows:
                 payload={"buttons": [{"title": "Talk to a person", "payload": "/request_human"}]},
             )
             return [message_view(reply)], conversation_view(conversation)
-
-
-_HANDOFF_REASONS = {
-    "request_human": "asked for a person",
-    "complaint": "complaint",
-}
 
 
 def _rasa_metadata(conversation: Conversation) -> dict[str, Any]:

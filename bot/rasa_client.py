@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+logger = logging.getLogger(__name__)
 
 
 class RasaUnavailable(RuntimeError):
@@ -39,6 +42,36 @@ class RasaClient:
         return RasaTurn(
             parse_data=body.get("parse_data") or {}, messages=body.get("messages") or []
         )
+
+    async def resume(self, sender: str) -> bool:
+        """After a person handled the chat: drop any open form and wait for the customer.
+
+        Uses Rasa's HTTP API (the server runs with --enable-api). False when Rasa did not
+        take it; the next message still reaches Rasa, so this is logged, not raised.
+        """
+        events = [
+            {"event": "active_loop", "name": None},
+            {"event": "slot", "name": "requested_slot", "value": None},
+            {"event": "action", "name": "action_listen"},
+        ]
+        try:
+            response = await self._client.post(
+                f"/conversations/{sender}/tracker/events",
+                params={"include_events": "NONE"},
+                json=events,
+            )
+        except httpx.HTTPError as error:
+            logger.warning("could not tell Rasa to resume %s: %r", sender, error)
+            return False
+        if response.status_code != 200:
+            logger.warning(
+                "Rasa refused to resume %s: %s %s",
+                sender,
+                response.status_code,
+                response.text[:200],
+            )
+            return False
+        return True
 
     async def is_healthy(self) -> bool:
         try:

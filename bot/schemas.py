@@ -7,6 +7,18 @@ from pydantic import BaseModel, Field
 
 class NewConversation(BaseModel):
     channel: str = Field(default="web", max_length=20, pattern=r"^[a-z_]+$")
+    # A signed identity from the business's own backend (see handoff/identity.py): all
+    # three together, or none.
+    customer_id: str | int | None = Field(default=None, description="The customer's id.")
+    expires_at: int | str | None = Field(default=None, description="Unix time, seconds.")
+    signature: str | None = Field(
+        default=None, max_length=128, description="hex HMAC-SHA256 of 'customer_id:expires_at'"
+    )
+
+
+class Csat(BaseModel):
+    score: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 class CustomerMessage(BaseModel):

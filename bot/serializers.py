@@ -7,6 +7,11 @@ from typing import Any
 from tandem.conversations.models import Conversation, Message
 
 
+def is_internal(message: Message) -> bool:
+    """A staff member's internal note: never shown to the customer."""
+    return bool((message.payload or {}).get("internal"))
+
+
 def message_view(message: Message) -> dict[str, Any]:
     payload = message.payload or {}
     return {
@@ -15,6 +20,9 @@ def message_view(message: Message) -> dict[str, Any]:
         "sender": message.sender,
         "text": message.text,
         "buttons": payload.get("buttons", []),
+        # What a widget may render specially: queue_position, staff_joined, csat_request...
+        "kind": payload.get("kind"),
+        "author": payload.get("staff_name") if message.sender == "staff" else None,
         "client_message_id": message.client_message_id,
         "status": message.status,
         "created_at": message.created_at.isoformat(),
@@ -27,6 +35,7 @@ def conversation_view(conversation: Conversation) -> dict[str, Any]:
         "state": conversation.state,
         "channel": conversation.channel,
         "customer_verified": conversation.customer_verified,
+        "csat": conversation.csat,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
     }

@@ -6,10 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from bot.flows import ChatFlows
-from bot.schemas import CustomerMessage, MessageRejected, NewConversation, checked_text
+from bot.schemas import Csat, CustomerMessage, MessageRejected, NewConversation, checked_text
+from handoff.identity import IdentityError, verify_identity
+from tandem.business.models import Customer
 from tandem.business.profile import get_profile
+from tandem.conversations import service
+from tandem.conversations.states import State
+from tandem.db import session_scope
 
 router = APIRouter(prefix="/api", tags=["customer"])
 
@@ -30,11 +36,53 @@ async def business() -> dict[str, Any]:
     }
 
 
-@router.post("/conversations", status_code=201)
-async def create_conversation(
-    request: Request, body: NewConversation | None = None
-) -> dict[str, Any]:
-    return await _flows(request).start_conversation((body or NewConversation()).channel)
+@router.post(
+    "/conversations",
+    status_code=201,
+    responses={401: {"description": "forged or expired identity"}, 422: {}},
+)
+async def create_conversation(request: Request, body: NewConversation | None = None) -> Any:
+    """Start a conversation; a signed identity (all three fields) marks the customer verified.
+
+    Identity fields are never trusted unsigned: a bad signature or an expired one is 401,
+    a malformed or partial one, or an unknown customer, 422.
+    """
+    body = body or NewConversation()
+    fields = (body.customer_id, body.expires_at, body.signature)
+    if all(value is None for value in fields):
+        return await _flows(request).start_conversation(body.channel)
+    if any(value is None for value in fields):
+        return JSONResponse(
+            {"detail": "A signed identity needs customer_id, expires_at and signature together."},
+            status_code=422,
+        )
+    try:
+        identity = verify_identity(
+            str(body.customer_id),
+            body.expires_at,  # type: ignore[arg-type]
+            str(body.signature),
+            request.app.state.settings.identity_secret,
+        )
+    except IdentityError as error:
+        status = 422 if str(error).startswith("malformed") else 401
+        return JSONResponse({"detail": f"Identity not accepted: {error}."}, status_code=status)
+    customer_id = await run_in_threadpool(_known_customer, request, identity.customer_id)
+    if customer_id is None:
+        return JSONResponse(
+            {"detail": f"Identity not accepted: no customer with id {identity.customer_id}."},
+            status_code=422,
+        )
+    return await _flows(request).start_conversation(
+        body.channel, customer_id=customer_id, verified_via="signed_identity"
+    )
+
+
+def _known_customer(request: Request, customer_id: str) -> int | None:
+    if not customer_id.isdigit():
+        return None
+    with session_scope(request.app.state.engine) as session:
+        customer = session.get(Customer, int(customer_id))
+        return customer.id if customer is not None else None
 
 
 @router.get("/conversations/{conversation_id}")
@@ -64,3 +112,31 @@ async def post_message(request: Request, conversation_id: str, body: CustomerMes
         "conversation": result.conversation or None,
         "duplicate": result.duplicate,
     }
+
+
+@router.post("/conversations/{conversation_id}/csat", responses={409: {}})
+async def post_csat(request: Request, conversation_id: str, body: Csat) -> Any:
+    """The customer's rating (1-5) of a closed conversation, with an optional comment."""
+
+    def store() -> dict[str, Any] | None:
+        with session_scope(request.app.state.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            if conversation.state != State.CLOSED:
+                return None
+            comment = (body.comment or "").strip() or None
+            conversation.csat = body.score
+            conversation.csat_comment = comment
+            service.record_event(
+                session,
+                conversation,
+                kind="csat",
+                actor="customer",
+                reason=f"rated {body.score}/5",
+                data={"score": body.score, "comment": comment},
+            )
+            return {"conversation_id": conversation.id, "csat": body.score, "comment": comment}
+
+    result = await run_in_threadpool(store)
+    if result is None:
+        return JSONResponse({"detail": "Only a closed conversation can be rated."}, status_code=409)
+    return result

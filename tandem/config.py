@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # someone is online (24/7 teams, tests).
     staff_hours: Literal["business", "always"] = "business"
     # A queued conversation unannounced this long is raised one priority and re-announced.
+    # Staff presence lapses this long after the last heartbeat (the console pings often).
+    staff_presence_ttl_seconds: float = Field(default=30.0, gt=0)
     queue_sla_seconds: float = Field(default=120.0, gt=0)
     sla_check_seconds: float = Field(default=15.0, gt=0)
     # The shared HMAC secret for signed customer identities (handoff/identity.py). The demo

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from tandem.config import Settings
-from tandem.db import make_engine, migrate
+from tandem.db import make_engine, migrate, session_scope
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -83,7 +83,14 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     from tandem.run import Stack, StartupError
 
     state_dir = tmp_path_factory.mktemp("stack")
-    stack = Stack.isolated(state_dir, rasa_timeout_seconds=30)
+    # Staff answer at any hour here, and a presence set once lasts the session, so that
+    # handoffs queue for a person (see live_staff_online) whatever the time of the run.
+    stack = Stack.isolated(
+        state_dir,
+        rasa_timeout_seconds=30,
+        staff_hours="always",
+        staff_presence_ttl_seconds=86400,
+    )
     settings = stack.settings
     database_url = settings.database_url
     try:
@@ -98,3 +105,41 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         state_dir=state_dir,
     )
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def live_staff_online(live_stack: LiveStack) -> int:
+    """A staff member online on the live gateway, so that handoffs queue; returns their id."""
+    import httpx
+
+    from tandem.staff import service as staff_service
+
+    engine = make_engine(live_stack.database_url)
+    try:
+        with session_scope(engine) as session:
+            user = staff_service.create_user(
+                session,
+                email="on-duty@live.example",
+                password="on duty password",
+                display_name="On Duty",
+                capacity=100,
+            )
+            new = staff_service.start_session(session, user)
+            user_id, token, csrf = user.id, new.token, new.csrf_token
+    finally:
+        engine.dispose()
+    response = httpx.put(
+        f"{live_stack.gateway_url}/api/staff/presence",
+        json={"state": "online"},
+        headers={"Cookie": f"tandem_session={token}", "X-CSRF-Token": csrf},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return user_id
+
+
+@pytest.fixture(autouse=True)
+def _staff_online_for_rasa_tests(request: pytest.FixtureRequest) -> None:
+    # Only tests marked `rasa` start the live stack; they get someone on duty.
+    if request.node.get_closest_marker("rasa") is not None:
+        request.getfixturevalue("live_staff_online")

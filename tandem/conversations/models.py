@@ -1,4 +1,4 @@
-"""Tables: conversations, messages and conversation_events."""
+"""Tables: conversations, messages, conversation_events and tickets."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ class Conversation(Base):
     verified_via: Mapped[str | None] = mapped_column(String(30))
     assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
     mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Gateway bookkeeping for handoff: streak counters, the task intent, when staff took
+    # the chat, the offline contact flow's step (see bot/handoff_desk.py).
+    handoff: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    resolution: Mapped[str | None] = mapped_column(Text)
     csat: Mapped[int | None] = mapped_column(Integer)
     csat_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -43,6 +47,9 @@ class Conversation(Base):
         back_populates="conversation",
         order_by="ConversationEvent.id",
         cascade="all, delete-orphan",
+    )
+    tickets: Mapped[list[Ticket]] = relationship(
+        back_populates="conversation", order_by="Ticket.id", cascade="all, delete-orphan"
     )
 
 
@@ -102,3 +109,31 @@ class ConversationEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="events")
+
+
+class Ticket(Base):
+    """A request left for staff when nobody could take the chat (the offline fallback).
+
+    Created the moment the conversation goes offline, so the question is kept even if the
+    customer leaves before giving contact details; `message_ids` point at their messages.
+    """
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    # awaiting_contact -> open -> resolved
+    status: Mapped[str] = mapped_column(String(20), default="awaiting_contact", index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    reasons: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    message_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    why_offline: Mapped[str | None] = mapped_column(String(200))
+    reply_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="tickets")
