@@ -46,7 +46,10 @@ PASSWORD = "correct horse battery"
 
 
 class FakeKeywordAnalyzer:
-    """Fake model for unit tests (the real one is tested elsewhere): angry words are negative, thanks positive; counts its batches."""
+    """Fake model for unit tests (the real one is tested elsewhere).
+
+    Angry words are negative, thanks positive; it counts its batches.
+    """
 
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
