@@ -11,6 +11,9 @@ say "ruff"
 say "Rasa model (trained only when domain, config or data changed)"
 model="$(.venv/bin/python -c 'from tandem.rasa_model import ensure_model; print(ensure_model())' | tail -n 1)"
 
+say "Sentiment model (trained only when the corpus or training recipe changed)"
+.venv/bin/python -m sentiment.train
+
 export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=2 RASA_TELEMETRY_ENABLED=false PYTHONWARNINGS=ignore
 say "rasa data validate"
 .venv-rasa/bin/rasa data validate --fail-on-warnings --domain domain.yml \

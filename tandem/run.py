@@ -188,9 +188,11 @@ class Stack:
         check_database(self.settings.database_url)
         try:
             rasa_executable()
-            return ensure_model()
+            model = ensure_model()
         except RasaSetupError as error:
             raise StartupError(str(error)) from None
+        prepare_sentiment_model()
+        return model
 
     def start(self, model: Path) -> None:
         env = {**os.environ, **settings_env(self.settings)}
@@ -276,6 +278,18 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+
+def prepare_sentiment_model() -> None:
+    """Train the default sentiment model once per corpus (cached under var/models)."""
+    from sentiment.train import CorpusError, ensure_default_model
+
+    if os.environ.get("SENTIMENT_MODEL"):
+        return  # the owner chose a model; the analyzer reports if it cannot load it
+    try:
+        ensure_default_model()
+    except CorpusError as error:
+        raise StartupError(f"The sentiment model cannot be trained: {error}") from None
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
