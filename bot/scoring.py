@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol
@@ -31,9 +32,11 @@ class BatchAnalyzer(Protocol):
 
 
 def _default_analyzer() -> BatchAnalyzer:
-    from sentiment.analyzer import get_analyzer
+    from sentiment.analyzer import Analyzer
 
-    return get_analyzer().load()
+    # The gateway scores while Rasa answers on the same CPU; one torch thread leaves Rasa
+    # a core and keeps the customer's latency lowest (bench/latency.py).
+    return Analyzer(num_threads=int(os.environ.get("SENTIMENT_THREADS") or 1)).load()
 
 
 class SentimentBatcher:
