@@ -40,6 +40,7 @@ from handoff.policy import (
     Signals,
     evaluate,
     update_fallback_streak,
+    update_intent_streak,
     update_negative_streak,
 )
 from handoff.queue import HandoffQueue, QueueEntry
@@ -218,6 +219,10 @@ def assess_turn(
     data["fallback_streak"] = update_fallback_streak(
         int(data.get("fallback_streak", 0)), intent, policy
     )
+    data["intent_streak"] = update_intent_streak(
+        int(data.get("intent_streak", 0)), data.get("last_intent"), intent, policy
+    )
+    data["last_intent"] = intent
     if intent and intent not in _FILLER_INTENTS and intent not in fallback_intents:
         data["task_intent"] = intent
     order_value = _order_value(session, message)
@@ -238,6 +243,7 @@ def assess_turn(
         frustration_explanation=mood.explain(),
         consecutive_negative_turns=int(data["negative_streak"]),
         consecutive_fallbacks=int(data["fallback_streak"]),
+        same_intent_turns=int(data["intent_streak"]),
         sentiment_score=felt,
         customer=customer_value(session, conversation),
         order_value=data.get("order_value") if policy_intent == "cancel_order" else None,

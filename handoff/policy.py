@@ -12,6 +12,8 @@ Triggers (each has `enabled` and `priority`, plus its own thresholds):
     negative_streak    sentiment score <= score_cutoff for `turns` customer turns in a row
     human_request      the customer asked for a person (intent or a plain phrase)
     fallbacks          `count` bot fallbacks in a row (nlu_fallback, out_of_scope)
+    repeated_intent    the same question (intent) `count` turns in a row: the bot's
+                       answers are not helping, even if the customer stays polite
     complaint          a complaint intent
     large_cancellation cancelling an order whose value >= order_value
     legal              legal words in the text (lawyer, sue, chargeback, BBB, ...)
@@ -96,6 +98,26 @@ class FallbacksTrigger(_Strict):
     priority: int = Field(2, ge=0, le=100)
 
 
+class RepeatedIntentTrigger(_Strict):
+    enabled: bool = True
+    count: int = Field(4, ge=2, description="turns in a row with the same intent")
+    # Answers and small talk repeat naturally; they are not the same question again.
+    ignore: list[str] = Field(
+        default_factory=lambda: [
+            "greet",
+            "goodbye",
+            "thanks",
+            "affirm",
+            "deny",
+            "inform",
+            "stop",
+            "nlu_fallback",
+            "out_of_scope",
+        ]
+    )
+    priority: int = Field(2, ge=0, le=100)
+
+
 class ComplaintTrigger(_Strict):
     enabled: bool = True
     intents: list[str] = Field(default_factory=lambda: ["complaint"])
@@ -164,6 +186,7 @@ class Triggers(_Strict):
     negative_streak: NegativeStreakTrigger = Field(default_factory=NegativeStreakTrigger)
     human_request: HumanRequestTrigger = Field(default_factory=HumanRequestTrigger)
     fallbacks: FallbacksTrigger = Field(default_factory=FallbacksTrigger)
+    repeated_intent: RepeatedIntentTrigger = Field(default_factory=RepeatedIntentTrigger)
     complaint: ComplaintTrigger = Field(default_factory=ComplaintTrigger)
     large_cancellation: LargeCancellationTrigger = Field(default_factory=LargeCancellationTrigger)
     legal: LegalTrigger = Field(default_factory=LegalTrigger)
@@ -240,6 +263,7 @@ class Signals:
     frustration_explanation: str | None = None
     consecutive_negative_turns: int = 0
     consecutive_fallbacks: int = 0
+    same_intent_turns: int = 0  # this message's intent, asked this many turns in a row
     sentiment_score: float | None = None
     customer: CustomerValue | None = None
     order_value: float | None = None  # e.g. the order the customer is cancelling
@@ -257,6 +281,15 @@ def update_negative_streak(streak: int, score: float | None, settings: PolicySet
 def update_fallback_streak(streak: int, intent: str | None, settings: PolicySettings) -> int:
     """The consecutive-fallback counter after one more customer message."""
     return streak + 1 if intent in settings.triggers.fallbacks.intents else 0
+
+
+def update_intent_streak(
+    streak: int, previous_intent: str | None, intent: str | None, settings: PolicySettings
+) -> int:
+    """How many turns in a row the customer has asked `intent` (0 for ignored intents)."""
+    if not intent or intent in settings.triggers.repeated_intent.ignore:
+        return 0
+    return streak + 1 if intent == previous_intent else 1
 
 
 # --------------------------------------------------------------------------- decision
@@ -424,6 +457,20 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
                 f"{count} bot fallback{'s' if count != 1 else ''} in a row",
                 count,
                 fallbacks.count,
+            ),
+        )
+
+    repeated = triggers.repeated_intent
+    if repeated.enabled and signals.same_intent_turns >= repeated.count:
+        fire(
+            "repeated_intent",
+            repeated.priority,
+            Reason(
+                "repeated_intent",
+                f"asked the same question ({signals.intent}) "
+                f"{signals.same_intent_turns} times in a row",
+                signals.same_intent_turns,
+                repeated.count,
             ),
         )
 

@@ -41,6 +41,7 @@ from handoff.policy import (
     Signals,
     evaluate,
     update_fallback_streak,
+    update_intent_streak,
     update_negative_streak,
 )
 
@@ -232,11 +233,14 @@ def replay_scenario(
 
     mood = tools.mood_factory() if tools.mood_factory else None
     customer = scenario.customer.value() if scenario.customer else None
-    negative_streak = fallback_streak = 0
+    negative_streak = fallback_streak = intent_streak = 0
+    previous_intent: str | None = None
     escalated = False
     results: list[TurnResult] = []
     for number, (turn, score, source) in enumerate(zip(turns, scored, sources, strict=True), 1):
         negative_streak = update_negative_streak(negative_streak, score, settings)
+        intent_streak = update_intent_streak(intent_streak, previous_intent, turn.intent, settings)
+        previous_intent = turn.intent
         is_fallback = (
             turn.fallback
             if turn.fallback is not None
@@ -261,6 +265,7 @@ def replay_scenario(
             frustration_explanation=explanation,
             consecutive_negative_turns=negative_streak,
             consecutive_fallbacks=fallback_streak,
+            same_intent_turns=intent_streak,
             sentiment_score=score,
             customer=customer,
             order_value=turn.order_value,

@@ -19,6 +19,7 @@ from handoff.policy import (
     money,
     stated_amount,
     update_fallback_streak,
+    update_intent_streak,
     update_negative_streak,
 )
 
@@ -119,6 +120,21 @@ def test_consecutive_fallbacks() -> None:
     assert evaluate(signals(consecutive_fallbacks=1), custom).reasons[0].text == (
         "1 bot fallback in a row"
     )
+
+
+def test_the_same_question_again_and_again() -> None:
+    streak, previous = 0, None
+    for intent in ("ask_returns", "ask_returns", "inform", "ask_returns", "ask_returns"):
+        streak = update_intent_streak(streak, previous, intent, DEFAULTS)
+        previous = intent
+    assert streak == 2  # an answer in between breaks the run
+    assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=3) == []
+    assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=4) == [
+        "asked the same question (ask_returns) 4 times in a row"
+    ]
+    assert update_intent_streak(5, "thanks", "thanks", DEFAULTS) == 0
+    off = settings(triggers={"repeated_intent": {"enabled": False}})
+    assert not evaluate(signals(intent="ask_returns", same_intent_turns=9), off).escalate
 
 
 def test_complaint() -> None:
