@@ -85,6 +85,7 @@ def create_app(
         queue,
         profile=lambda: load_profile(settings.business_file),
         staff_hours=settings.staff_hours,
+        assignment=settings.handoff_assignment,
         clock=clock,
     )
 

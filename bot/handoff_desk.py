@@ -276,8 +276,10 @@ class HandoffDesk:
         *,
         profile: Callable[[], BusinessProfile],
         staff_hours: str = "business",
+        assignment: str = "claim",
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.assignment = assignment
         self.engine = engine
         self.rasa = rasa
         self.bus = bus
@@ -383,8 +385,40 @@ class HandoffDesk:
                 "at": time.time(),
             }
         )
+        if self.assignment == "auto":
+            joined = await self.auto_assign(conversation_id)
+            if joined is not None:
+                return [said, joined]
         await self.push_positions()
         return [said]
+
+    async def auto_assign(self, conversation_id: str) -> dict[str, Any] | None:
+        """Give the conversation to the least-loaded online staff member, if any has room."""
+        staff_id = await self.queue.auto_assign(conversation_id)
+        if staff_id is None:
+            return None  # everyone is full: it waits in the queue for a claim
+        staff = await run_in_threadpool(self._staff_ref, int(staff_id))
+        try:
+            said = await run_in_threadpool(self._mark_claimed, conversation_id, staff)
+        except DeskError:
+            await self.queue.release(conversation_id, staff.queue_id)
+            return None
+        await self._say(conversation_id, [said])
+        await self.to_staff(
+            {
+                "type": "queue_changed",
+                "change": "assigned",
+                "conversation_id": conversation_id,
+                "staff_id": staff.id,
+            }
+        )
+        await self.push_positions()
+        return said
+
+    def _staff_ref(self, staff_id: int) -> StaffRef:
+        with session_scope(self.engine) as session:
+            user = session.get_one(StaffUser, staff_id)
+            return StaffRef(user.id, user.display_name, user.role, user.capacity)
 
     def _mark_queued(
         self, conversation_id: str, decision: Decision, actor: str

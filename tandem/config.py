@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # When staff answer: "business" = the opening hours in business.yml, "always" = any time
     # someone is online (24/7 teams, tests).
     staff_hours: Literal["business", "always"] = "business"
+    # claim: staff pick conversations from the queue; auto: the least-loaded online
+    # staff member with free capacity gets each new escalation.
+    handoff_assignment: Literal["claim", "auto"] = "claim"
     # A queued conversation unannounced this long is raised one priority and re-announced.
     # Staff presence lapses this long after the last heartbeat (the console pings often).
     staff_presence_ttl_seconds: float = Field(default=30.0, gt=0)

@@ -22,7 +22,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from bot.app import create_app
 from bot.rasa_client import RasaTurn
@@ -31,7 +31,7 @@ from handoff.identity import sign_identity
 from sentiment.analyzer import SentimentScores
 from tandem.config import Settings
 from tandem.conversations.models import Conversation, ConversationEvent, Message, Ticket
-from tandem.db import migrate, session_scope
+from tandem.db import make_engine, migrate, session_scope
 from tandem.run import free_port, seed_demo_database
 from tandem.staff import service as staff_service
 
@@ -152,10 +152,7 @@ class StaffLogin:
         return headers | ({"X-CSRF-Token": self.csrf} if csrf else {})
 
 
-def make_gateway(tmp_path: Path, clock: datetime = OPEN, **overrides: Any) -> Gateway:
-    url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    migrate(url)
-    seed_demo_database(url)
+def make_gateway(url: str, clock: datetime = OPEN, **overrides: Any) -> Gateway:
     settings = Settings(database_url=url, rasa_url=f"http://127.0.0.1:{free_port()}", **overrides)
     analyzer = FakeKeywordAnalyzer()
     now = [clock]
@@ -176,9 +173,42 @@ def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(staff_service, "password_hasher", CHEAP)
 
 
+def wipe_postgres(url: str) -> None:
+    """Empty every table, children first, and restart the ids, as on a new database."""
+    from tandem.models import Base
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+            for table in Base.metadata.sorted_tables:
+                column = table.autoincrement_column
+                if column is not None:
+                    sequence = func.pg_get_serial_sequence(table.name, column.name)
+                    connection.execute(select(func.setval(sequence, 1, False)))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database holding the demo business (customer 1 is a VIP), on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+        migrate(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        wipe_postgres(url)  # the demo data gets the same ids as on SQLite
+    seed_demo_database(url)
+    yield url
+    if request.param == "postgresql":
+        wipe_postgres(url)  # other tests expect an empty database
+
+
 @pytest.fixture
-def gw(tmp_path: Path) -> Iterator[Gateway]:
-    gateway = make_gateway(tmp_path)
+def gw(database_url: str) -> Iterator[Gateway]:
+    gateway = make_gateway(database_url)
     with gateway.client:
         yield gateway
 
@@ -294,12 +324,12 @@ async def test_batcher_with_the_real_trained_model() -> None:
 
 
 def test_a_missing_model_does_not_stop_the_chat(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken() -> FakeKeywordAnalyzer:
         raise RuntimeError("no model here")
 
-    gateway = make_gateway(tmp_path)
+    gateway = make_gateway(database_url)
     gateway.app.state.flows.scorer = gateway.app.state.scorer = SentimentBatcher(broken)
     with gateway.client, caplog.at_level(logging.ERROR):
         chat = gateway.chat()
@@ -476,8 +506,8 @@ def test_staff_routes_need_login_csrf_and_the_right_member(gw: Gateway) -> None:
     assert staff_post(gw, ann, "/api/staff/conversations/nope/claim").status_code == 404
 
 
-async def test_twenty_concurrent_claims_one_wins(tmp_path: Path) -> None:
-    gateway = make_gateway(tmp_path)
+async def test_twenty_concurrent_claims_one_wins(database_url: str) -> None:
+    gateway = make_gateway(database_url)
     staff = [staff_login(gateway.engine, f"s{i}@shop.example") for i in range(20)]
     transport = httpx.ASGITransport(app=gateway.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
@@ -662,8 +692,8 @@ def test_nobody_online_collects_contact_details_into_a_ticket(gw: Gateway) -> No
     assert gw.state(chat) == "bot"
 
 
-def test_outside_staff_hours_the_ticket_promises_the_next_opening(tmp_path: Path) -> None:
-    gateway = make_gateway(tmp_path, clock=CLOSED_MONDAY)
+def test_outside_staff_hours_the_ticket_promises_the_next_opening(database_url: str) -> None:
+    gateway = make_gateway(database_url, clock=CLOSED_MONDAY)
     with gateway.client:
         online(gateway, staff_login(gateway.engine, "ann@shop.example"))  # online, but closed
         chat = gateway.chat()
@@ -700,13 +730,13 @@ def test_sla_overdue_conversations_are_re_announced(gw: Gateway) -> None:
     assert queue[0]["priority"] == overdue[0].priority
 
 
-def test_a_restarted_in_process_gateway_puts_queued_chats_back(tmp_path: Path) -> None:
-    first = make_gateway(tmp_path)
+def test_a_restarted_in_process_gateway_puts_queued_chats_back(database_url: str) -> None:
+    first = make_gateway(database_url)
     with first.client:
         online(first, staff_login(first.engine, "ann@shop.example"))
         chat = first.chat()
         first.say(chat, "talk to a person")
-    second = make_gateway(tmp_path)  # same database, a fresh in-process queue
+    second = make_gateway(database_url)  # same database, a fresh in-process queue
     with second.client:
         ann = staff_login(second.engine, "ann@shop.example")
         queue = second.client.get("/api/staff/queue", headers=ann.headers()).json()["queue"]
@@ -730,3 +760,32 @@ def test_bare_form_answers_carry_no_mood(text: str, felt: bool) -> None:
     from bot.handoff_desk import carries_mood
 
     assert carries_mood(Message(text=text, entities=[])) is felt
+
+
+def test_automatic_assignment_goes_to_the_least_loaded_member(database_url: str) -> None:
+    gateway = make_gateway(database_url, handoff_assignment="auto")
+    with gateway.client:
+        busy = staff_login(gateway.engine, "busy@shop.example", capacity=2)
+        free = staff_login(gateway.engine, "free@shop.example", capacity=2)
+        online(gateway, busy, capacity=2)
+        first = gateway.chat()
+        gateway.say(first, "can I talk to a person")
+        assert gateway.state(first) == "with_staff"
+        first_owner = conversation(gateway.engine, first).assigned_staff_id
+        online(gateway, free, capacity=2)
+        second = gateway.chat()
+        result = gateway.say(second, "can I talk to a person")
+        assert gateway.state(second) == "with_staff"
+        second_owner = conversation(gateway.engine, second).assigned_staff_id
+        assert {first_owner, second_owner} == {busy.id, free.id}  # least-loaded gets it
+        assert result["replies"][-1]["kind"] == "staff_joined"
+        [claimed] = [
+            e for e in events(gateway.engine, second, "state_changed") if e.to_state == "with_staff"
+        ]
+        assert claimed.actor == f"staff:{second_owner}"
+        # Everyone at capacity: the next one waits in the queue for a claim.
+        for _ in range(2):
+            gateway.say(gateway.chat(), "can I talk to a person")
+        waiting = gateway.chat()
+        gateway.say(waiting, "can I talk to a person")
+        assert gateway.state(waiting) == "queued"
