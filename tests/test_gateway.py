@@ -32,7 +32,11 @@ from tandem.run import free_port
 def make_client(tmp_path: Path, rasa_url: str, timeout: float = 1.0) -> TestClient:
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
     migrate(url)
-    settings = Settings(database_url=url, rasa_url=rasa_url, rasa_timeout_seconds=timeout)
+    # These tests are about the gateway and Rasa; sentiment (a model load that can take
+    # seconds on a busy CPU) is tested in test_handoff_gateway.py and test_sentiment.py.
+    settings = Settings(
+        database_url=url, rasa_url=rasa_url, rasa_timeout_seconds=timeout, sentiment_enabled=False
+    )
     return TestClient(create_app(settings))
 
 
