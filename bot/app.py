@@ -12,13 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from bot import staff_auth_views, staff_views, staff_ws, views, ws
+from bot import (
+    canned_views,
+    owner_views,
+    pages,
+    privacy_views,
+    staff_auth_views,
+    staff_views,
+    staff_ws,
+    views,
+    ws,
+)
 from bot.flows import ChatFlows
 from bot.handoff_desk import DeskError, HandoffDesk
 from bot.rasa_client import RasaClient
@@ -131,11 +142,25 @@ def create_app(
     app.state.scorer = scorer
     app.state.flows = ChatFlows(engine, rasa, bus, desk, scorer, policy)
     app.add_middleware(BodySizeLimit)
+    # The widget on the business's own site calls the customer API cross-origin; no
+    # cookies are involved (a conversation id is the widget's only credential).
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            allow_credentials=False,
+        )
     app.include_router(views.router)
     app.include_router(ws.router)
     app.include_router(staff_auth_views.router)
     app.include_router(staff_views.router)
     app.include_router(staff_ws.router)
+    app.include_router(canned_views.router)
+    app.include_router(owner_views.router)
+    app.include_router(privacy_views.router)
+    app.include_router(pages.router)
 
     @app.exception_handler(DeskError)
     async def _desk_error(_: Request, error: DeskError) -> JSONResponse:

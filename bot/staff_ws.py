@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.auth import SESSION_COOKIE, CurrentStaff
 from bot.handoff_desk import STAFF_TOPIC, HandoffDesk
+from bot.origins import CLOSE_FORBIDDEN_ORIGIN, same_site
 from tandem.db import session_scope
 from tandem.staff import service
 
@@ -48,6 +49,11 @@ def visible(staff: CurrentStaff, event: dict[str, Any]) -> bool:
 
 @router.websocket("/ws/staff")
 async def staff_socket(websocket: WebSocket) -> None:
+    origin = websocket.headers.get("origin")
+    if origin and not same_site(origin, websocket):
+        # Only the console's own pages may open the staff socket (cross-site hijacking).
+        await websocket.close(code=CLOSE_FORBIDDEN_ORIGIN)
+        return
     staff = await run_in_threadpool(_resolve, websocket)
     await websocket.accept()
     if staff is None:

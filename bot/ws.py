@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from bot.flows import ChatFlows
+from bot.origins import CLOSE_FORBIDDEN_ORIGIN, origin_allowed
 from bot.schemas import MessageRejected, checked_text
 from tandem.bus import conversation_topic
 from tandem.conversations.service import ConversationNotFound
@@ -29,6 +30,10 @@ CLOSE_UNKNOWN_CONVERSATION = 4404
 async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
     flows: ChatFlows = websocket.app.state.flows
     max_chars: int = websocket.app.state.settings.max_message_chars
+    if not origin_allowed(websocket, websocket.app.state.settings):
+        # Another site's page: refuse before accepting (the browser sees a failed upgrade).
+        await websocket.close(code=CLOSE_FORBIDDEN_ORIGIN)
+        return
     await websocket.accept()
     try:
         await flows.conversation(conversation_id)

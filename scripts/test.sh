@@ -29,5 +29,8 @@ if grep -q '^- story' var/rasa-test-results/failed_test_stories.yml 2>/dev/null;
 fi
 echo "rasa test: no failed story"
 
+say "Chromium for the browser tests"
+bash scripts/chromium.sh
+
 say "pytest"
 .venv/bin/python -m pytest "$@"

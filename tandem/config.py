@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     # The shared HMAC secret for signed customer identities (handoff/identity.py). The demo
     # default is public: set IDENTITY_SECRET in production or identities can be forged.
     identity_secret: str = Field(default="tandem-demo-identity-secret", min_length=1)
+    # Websites allowed to embed the widget (CORS and the chat WebSocket's Origin check),
+    # comma-separated, e.g. "https://shop.example,https://www.shop.example". The gateway's
+    # own pages (/demo, /) are always allowed; "*" allows any site.
+    widget_allowed_origins: str = ""
+    # Transcripts older than this many days are deleted (0 keeps them forever).
+    retention_days: int = Field(default=365, ge=0)
+    # Mask names, places, e-mail addresses, phone and card numbers in the sentiment log
+    # and exports; the owner unmasks one conversation at a time, and that is recorded.
+    pii_masking: bool = True
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.widget_allowed_origins.split(",") if o.strip()]
 
     @field_validator("database_url")
     @classmethod
