@@ -79,10 +79,14 @@ class ChatFlows:
         self.bus = bus
         self.desk = desk
         self.scorer = scorer
-        self.policy = policy
-        self.fallback_intents = frozenset(policy.triggers.fallbacks.intents)
+        self.use_policy(policy)
         # One turn at a time per conversation, so replies keep the customer's order.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def use_policy(self, policy: PolicySettings) -> None:
+        """Apply a new handoff policy from the next turn on (the owner edited it)."""
+        self.policy = policy
+        self.fallback_intents = frozenset(policy.triggers.fallbacks.intents)
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
