@@ -44,6 +44,7 @@ from tandem.conversations.service import ConversationNotFound
 from tandem.conversations.states import InvalidTransition
 from tandem.db import make_engine, utcnow
 from tandem.models import Base  # noqa: F401  (registers every table for relationships)
+from tandem.privacy.retention import retention_loop
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,9 @@ def create_app(
         except Exception:
             logger.exception("could not resync the handoff queue with the database")
         sla = asyncio.create_task(announce_overdue())
+        retention = asyncio.create_task(retention_loop(engine, settings))
         yield
-        for task in (sla, warm_up):
+        for task in (sla, warm_up, retention):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Mask names, places, e-mail addresses, phone and card numbers in the sentiment log
     # and exports; the owner unmasks one conversation at a time, and that is recorded.
     pii_masking: bool = True
+    # Rasa's SQL tracker store (a SQLite file) also holds transcripts: when set, deleting a
+    # customer or purging old transcripts deletes Rasa's copy too. `make run` sets it.
+    rasa_tracker_db: Path | None = None
 
     @property
     def allowed_origins(self) -> list[str]:

@@ -195,12 +195,15 @@ class Stack:
         return model
 
     def start(self, model: Path) -> None:
+        tracker_db = self.state_dir / f"rasa-tracker-{port_of(self.settings.rasa_url)}.db"
+        # The gateway deletes Rasa's copy of a transcript with ours (privacy, retention).
+        self.settings = self.settings.model_copy(update={"rasa_tracker_db": tracker_db})
         env = {**os.environ, **settings_env(self.settings)}
         logs = self.state_dir / "logs"
         endpoints = write_endpoints(
             self.state_dir / f"endpoints-{port_of(self.settings.rasa_url)}.yml",
             self.settings.action_server_url,
-            self.state_dir / f"rasa-tracker-{port_of(self.settings.rasa_url)}.db",
+            tracker_db,
             self.settings.redis_url,
         )
         self.services = [
