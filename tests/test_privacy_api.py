@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +178,28 @@ def test_retention_endpoint(client: TestClient, olivia: tuple[int, str]) -> None
     assert body["retention_days"] == 30
     assert body["oldest_conversation_at"] is not None
     assert client.get(f"{BASE}/audit", params={"limit": 0}).status_code == 422
+
+
+def test_delete_also_removes_rasas_copy(db: Engine, olivia: tuple[int, str], tmp_path: Path):
+    customer_id, conversation_id = olivia
+    tracker = tmp_path / "rasa-tracker.db"
+    with sqlite3.connect(tracker) as rasa:
+        rasa.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id TEXT, data TEXT)")
+        rasa.executemany(
+            "INSERT INTO events (sender_id, data) VALUES (?, ?)",
+            [(conversation_id, "{}"), ("someone-else", "{}")],
+        )
+    settings = Settings(
+        database_url=str(db.url),
+        redis_url=None,
+        rasa_url="http://127.0.0.1:9",
+        sentiment_enabled=False,
+        rasa_tracker_db=tracker,
+    )
+    with TestClient(create_app(settings, db)) as client:
+        headers = log_in(client, "boss@shop.example")
+        deleted = client.delete(f"{BASE}/customers/{customer_id}", headers=headers)
+    assert deleted.status_code == 200
+    assert deleted.json()["deleted"]["rasa_events"] == 1
+    with sqlite3.connect(tracker) as rasa:
+        assert rasa.execute("SELECT sender_id FROM events").fetchall() == [("someone-else",)]
