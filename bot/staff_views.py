@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from bot.auth import CurrentStaff, Staff, StaffWithCsrf, require_csrf
 from bot.handoff_desk import HandoffDesk, StaffRef
 from bot.schemas import checked_text
+from bot.staff_team import team_view
 from tandem.staff.service import MAX_CAPACITY
 
 router = APIRouter(prefix="/api/staff", tags=["staff"], dependencies=[Depends(require_csrf)])
@@ -132,3 +133,9 @@ async def close(
 ) -> dict[str, Any]:
     """Close with a resolution note; the customer is asked for a rating."""
     return await _desk(request).close(conversation_id, ref(staff), body.resolution.strip())
+
+
+@router.get("/team", responses=_ERRORS)
+async def get_team(request: Request, staff: Staff) -> dict[str, Any]:
+    """Active accounts with presence, load and capacity (the transfer picker)."""
+    return {"team": await team_view(request.app.state.engine, _desk(request).queue)}

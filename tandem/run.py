@@ -312,11 +312,14 @@ def prepare_database(settings: Settings, *, seed: bool = True) -> None:
 def seed_demo_database(url: str) -> None:
     """Load the demo business once (a no-op when business data exists)."""
     from tandem.business.seed import seed_demo
+    from tandem.canned.service import seed_defaults
 
     engine = make_engine(url)
     try:
         with session_scope(engine) as session:
-            seed_demo(session)
+            # Canned replies only with a fresh demo: the owner may have deleted them since.
+            if not seed_demo(session).skipped:
+                seed_defaults(session)
     finally:
         engine.dispose()
 

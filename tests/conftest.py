@@ -90,6 +90,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         rasa_timeout_seconds=30,
         staff_hours="always",
         staff_presence_ttl_seconds=86400,
+        # Every browser test logs in from 127.0.0.1; the limit itself is tested in test_staff.
+        login_rate_limit_per_minute=1000,
     )
     settings = stack.settings
     database_url = settings.database_url

@@ -1,0 +1,1 @@
+"""Canned replies: short texts the owner writes once and staff insert into chats."""
