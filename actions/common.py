@@ -163,17 +163,3 @@ class TandemFormValidation(FormValidationAction):
         else:
             dispatcher.utter_message(text=text, **{RETRY_TAG: self.form_name()})
         return {slot: None}
-
-
-def reopening_phrase(p: BusinessProfile, now: datetime) -> str:
-    """'today at 10 AM', 'tomorrow at 11 AM' or 'Wednesday, November 25 at 10 AM'."""
-    reopening = p.next_opening(now)
-    if reopening is None:
-        return "-"
-    today = p.local_now(now).date()
-    at = p.format_time(reopening.time())
-    if reopening.date() == today:
-        return f"today at {at}"
-    if (reopening.date() - today).days == 1:
-        return f"tomorrow at {at}"
-    return p.format_moment(reopening, today)

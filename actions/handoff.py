@@ -8,7 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 import actions.common as common
-from actions.common import handoff_payload, profile, reopening_phrase
+from actions.common import handoff_payload, profile
 
 
 def staff_availability_note() -> str | None:
@@ -17,7 +17,7 @@ def staff_availability_note() -> str | None:
     now = common.clock()
     if p.is_open_now(now):
         return None
-    return p.say("handoff_closed", next_opening=reopening_phrase(p, now))
+    return p.say("handoff_closed", next_opening=p.reopening(now))
 
 
 class ActionRequestHuman(Action):

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 import actions.common as common
-from actions.common import latest_text, profile, reopening_phrase
+from actions.common import latest_text, profile
 from tandem.business.profile import WEEKDAYS, BusinessProfile, DayHours
 
 SPECIAL_HOURS_LOOKAHEAD_DAYS = 14
@@ -84,7 +84,7 @@ def now_sentence(p: BusinessProfile) -> str:
     closes = p.closing_time(now)
     if closes is not None:
         return p.say("open_now", closes=p.format_time(closes.time()))
-    return p.say("closed_now", next_opening=reopening_phrase(p, now))
+    return p.say("closed_now", next_opening=p.reopening(now))
 
 
 class ActionOpeningHours(Action):

@@ -12,11 +12,17 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.handoff_desk import HandoffDesk, assess_turn, record_sentiment, update_mood
+from bot.handoff_desk import (
+    HandoffDesk,
+    assess_turn,
+    fold_late_score,
+    record_sentiment,
+    update_mood,
+)
 from bot.rasa_client import RasaClient, RasaTurn, RasaUnavailable
 from bot.scoring import SentimentBatcher
 from bot.serializers import conversation_view, is_internal, message_view
@@ -79,6 +85,8 @@ class ChatFlows:
         self.bus = bus
         self.desk = desk
         self.scorer = scorer
+        # Scores that arrive after their turn (the model was still loading), being stored.
+        self._late_scores: set[asyncio.Task[None]] = set()
         self.use_policy(policy)
         # One turn at a time per conversation, so replies keep the customer's order.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -154,7 +162,7 @@ class ChatFlows:
                 return await self._held_turn(conversation_id, text, incoming)
 
             # Sentiment runs in its worker thread while Rasa thinks.
-            scoring = asyncio.ensure_future(self.scorer.score(text))
+            scoring = self._start_scoring(text)
             await self._publish(conversation_id, {"type": "typing", "sender": "bot", "on": True})
             try:
                 turn = await self.rasa.send(
@@ -167,7 +175,7 @@ class ChatFlows:
                 await self._publish(
                     conversation_id, {"type": "typing", "sender": "bot", "on": False}
                 )
-            scores = await scoring
+            scores = await self._settle_score(conversation_id, incoming.message_id, scoring)
 
             if turn is None:
                 replies, conversation = await run_in_threadpool(
@@ -194,18 +202,30 @@ class ChatFlows:
     async def _held_turn(self, conversation_id: str, text: str, incoming: _Incoming) -> TurnResult:
         """A message the bot does not answer: staff have it, or the offline flow does."""
         if incoming.state == State.OFFLINE_TICKET:
-            replies = await run_in_threadpool(
+            step = await run_in_threadpool(
                 self.desk.offline_step, conversation_id, incoming.message_id
             )
-            if replies is None:
+            if step.forward:
                 # The ticket is complete: the customer is back with the bot.
                 return await self._forward_after_ticket(conversation_id, text, incoming)
-            for reply in replies:
+            if step.answer_first:
+                # A question where the form expected a name or an address: the bot answers
+                # it, then the form asks again (once).
+                answered = await self._forward_after_ticket(conversation_id, text, incoming)
+                again = await run_in_threadpool(self.desk.offline_reask, conversation_id)
+                for reply in again:
+                    await self._publish(conversation_id, {"type": "message", "message": reply})
+                return TurnResult(
+                    message=answered.message,
+                    replies=answered.replies + again,
+                    conversation=await self.conversation(conversation_id),
+                )
+            for reply in step.replies:
                 await self._publish(conversation_id, {"type": "message", "message": reply})
             await self._score_held(conversation_id, text, incoming)
             return TurnResult(
                 message=incoming.message,
-                replies=replies,
+                replies=step.replies,
                 conversation=await self.conversation(conversation_id),
             )
         await self.desk.to_staff(
@@ -222,15 +242,17 @@ class ChatFlows:
     async def _forward_after_ticket(
         self, conversation_id: str, text: str, incoming: _Incoming
     ) -> TurnResult:
-        scores = await self.scorer.score(text)
+        scoring = self._start_scoring(text)
         try:
             turn = await self.rasa.send(conversation_id, text, incoming.rasa_metadata)
         except RasaUnavailable as error:
             logger.warning("conversation %s: %s", conversation_id, error)
+            scores = await self._settle_score(conversation_id, incoming.message_id, scoring)
             replies, conversation = await run_in_threadpool(
                 self._store_bot_unavailable, conversation_id, incoming.message_id, scores
             )
             return TurnResult(incoming.message, replies, conversation)
+        scores = await self._settle_score(conversation_id, incoming.message_id, scoring)
         outcome = await run_in_threadpool(
             self._store_bot_turn, conversation_id, incoming.message_id, turn, scores
         )
@@ -242,7 +264,10 @@ class ChatFlows:
         return TurnResult(incoming.message, replies, await self.conversation(conversation_id))
 
     async def _score_held(self, conversation_id: str, text: str, incoming: _Incoming) -> None:
-        scores = await self.scorer.score(text)
+        scoring = self._start_scoring(text)
+        scores = await self._settle_score(conversation_id, incoming.message_id, scoring)
+        if scores is None:
+            return
 
         def store() -> None:
             with session_scope(self.engine) as session:
@@ -252,6 +277,78 @@ class ChatFlows:
                 update_mood(conversation, message, scores, fallback=None)
 
         await run_in_threadpool(store)
+
+    # --- sentiment that must not hold up a reply ---
+
+    def _start_scoring(self, text: str) -> asyncio.Future[SentimentScores | None]:
+        return asyncio.ensure_future(self.scorer.score(text))
+
+    async def _settle_score(
+        self,
+        conversation_id: str,
+        message_id: int,
+        scoring: asyncio.Future[SentimentScores | None],
+    ) -> SentimentScores | None:
+        """The message's scores if they come in time; else None, and they are stored later.
+
+        A model that is still loading (or a CPU too busy to score in time) must not delay
+        the reply: the message is stored unscored, marked `sentiment: pending`, and scored
+        in the background when the model is ready, so the sentiment log stays complete.
+        """
+        if not scoring.done():
+            await asyncio.wait({scoring}, timeout=self.scorer.turn_wait_seconds())
+        if scoring.done():
+            return None if scoring.cancelled() else scoring.result()
+        await run_in_threadpool(self._mark_score_pending, message_id)
+        task = asyncio.ensure_future(self._store_late_score(conversation_id, message_id, scoring))
+        self._late_scores.add(task)
+        task.add_done_callback(self._late_scores.discard)
+        return None
+
+    def _mark_score_pending(self, message_id: int) -> None:
+        with session_scope(self.engine) as session:
+            message = session.get_one(Message, message_id)
+            message.payload = {**(message.payload or {}), "sentiment": "pending"}
+
+    async def _store_late_score(
+        self,
+        conversation_id: str,
+        message_id: int,
+        scoring: asyncio.Future[SentimentScores | None],
+    ) -> None:
+        try:
+            scores = await scoring
+        except Exception:
+            logger.exception("late sentiment score failed for message %s", message_id)
+            scores = None
+
+        def store() -> None:
+            with session_scope(self.engine) as session:
+                # The conversation's lock orders this after the turn's own storage step.
+                conversation = service.get_conversation(session, conversation_id, lock=True)
+                message = session.get_one(Message, message_id)
+                record_sentiment(message, scores)
+                later = session.scalar(
+                    select(func.count(Message.id)).where(
+                        Message.conversation_id == conversation_id,
+                        Message.sender == "customer",
+                        Message.id > message_id,
+                    )
+                )
+                fold_late_score(conversation, message, scores, int(later or 0), self.policy)
+                payload = dict(message.payload or {})
+                # "unavailable": the model never loaded; the message stays unscored for good.
+                payload["sentiment"] = "late" if scores is not None else "unavailable"
+                message.payload = payload
+
+        # After the turn that stored the message (it holds this lock until it is done).
+        async with self._lock(conversation_id):
+            await run_in_threadpool(store)
+
+    async def wait_for_late_scores(self) -> None:
+        """For tests and shutdown: until every late score is stored."""
+        while self._late_scores:
+            await asyncio.gather(*list(self._late_scores), return_exceptions=True)
 
     async def _publish(self, conversation_id: str, event: dict[str, Any]) -> None:
         await self.bus.publish(conversation_topic(conversation_id), event)

@@ -21,7 +21,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +42,7 @@ from handoff.policy import (
     update_fallback_streak,
     update_intent_streak,
     update_negative_streak,
+    value_boost,
 )
 from handoff.queue import HandoffQueue, QueueEntry
 from sentiment.analyzer import SentimentScores
@@ -68,7 +69,6 @@ _ANSWER_INTENTS = frozenset({"inform", "affirm", "deny"})
 _OPEN_ORDER_STATES = frozenset(
     {OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.OUT_FOR_DELIVERY}
 )
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _HANDOFF_REASONS = {
     "request_human": Reason("asked_for_person", "asked for a person", "request_human"),
     "complaint": Reason("complaint", "customer is making a complaint", "complaint"),
@@ -104,6 +104,106 @@ class StaffRef:
     @property
     def is_owner(self) -> bool:
         return self.role == "owner"
+
+
+@dataclass(frozen=True)
+class OfflineStep:
+    """What the offline contact flow did with a customer message (see offline_step)."""
+
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    forward: bool = False  # the ticket is complete: the bot has the conversation again
+    answer_first: bool = False  # not an answer to the form: the bot answers it first
+
+
+# ------------------------------------------------------------------ the contact form's answers
+
+_NAME_LEAD_IN = re.compile(
+    r"^(?:(?:hi|hello|hey|sure|ok|okay|yes)\b[\s,!.]*)?"
+    r"(?:it'?s|it is|i'?m|i am|this is|my name is|my name'?s|name'?s|name is|call me)\s+",
+    re.IGNORECASE,
+)
+# Letters (any script), then letters, spaces, hyphens and apostrophes.
+_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ '’-])*")
+_NAME_MAX_CHARS = 80
+_NAME_MAX_WORDS = 5
+# A message starting with one of these is a question or a request, not a name.
+_NOT_NAME_START = frozenset(
+    re.findall(
+        r"\S+",
+        """how what when where why who whom whose which can could do does did is are was were
+    will would should shall may might have has had i we you my our your the a an this that
+    there please tell show give send need want help track cancel return change book find
+    check where's what's how's when's who's don't dont not no yes ok okay hi hello hey
+    thanks thank sure yeah yep nope any anything something""",
+    )
+)
+# Words that name things a shop is asked about, never people.
+_NOT_NAME_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        """order orders refund refunds return returns price prices cost costs much many hours
+    open opening closed delivery shipping size sizes stock appointment booking blazer dress
+    shirt jacket coat shoes item items help question person human agent staff manager""",
+    )
+)
+_OPT_OUT = re.compile(
+    r"^(?:no,?\s*thanks?|no thank you|nope|no|cancel|stop|skip|never ?mind|forget it|"
+    r"i'?d rather not|rather not|not now|leave it)[\s.!]*$",
+    re.IGNORECASE,
+)
+_EMAIL_TOKEN = re.compile(r"\S*@\S*")
+_EMAIL_VALID = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+# Where an address is expected, only a clear question or request goes to the bot.
+_QUESTION_START = frozenset(
+    re.findall(
+        r"\S+",
+        """how what when where why who which can could do does did is are will would should
+        may please tell show give send track cancel return change book find check where's
+        what's how's when's who's""",
+    )
+)
+
+
+def is_opt_out(text: str) -> bool:
+    """The customer leaves the contact form: "no thanks", "cancel", "never mind"."""
+    return bool(_OPT_OUT.match(text.strip().replace("’", "'")))
+
+
+def looks_like_question(text: str) -> bool:
+    words = re.findall(r"[\w']+", text.lower().replace("’", "'"))
+    return "?" in text or (bool(words) and words[0] in _QUESTION_START)
+
+
+def parse_name(text: str) -> str | None:
+    """The customer's name from "Marcus Reed" or "it's Ana"; None for anything else.
+
+    A name is letters, spaces, hyphens and apostrophes, at most 80 characters and five
+    words; a question ("how much is the blazer"), a request or small talk is not one.
+    """
+    cleaned = text.strip().replace("’", "'").rstrip(".!")
+    if "?" in cleaned:
+        return None
+    cleaned = _NAME_LEAD_IN.sub("", cleaned, count=1).strip()
+    cleaned = re.sub(r"\s+", " ", cleaned)
+    if not cleaned or len(cleaned) > _NAME_MAX_CHARS or not _NAME.fullmatch(cleaned):
+        return None
+    words = cleaned.lower().split()
+    if len(words) > _NAME_MAX_WORDS or sum(c.isalpha() for c in cleaned) < 2:
+        return None
+    if words[0] in _NOT_NAME_START or any(w in _NOT_NAME_WORDS for w in words):
+        return None
+    return cleaned
+
+
+def find_email(text: str) -> tuple[str | None, str | None]:
+    """(a valid e-mail address, None), (None, what was typed as a broken one) or (None, None)."""
+    token = _EMAIL_TOKEN.search(text)
+    if token is None:
+        return None, None
+    candidate = token.group(0).strip("<>()[]\"',;:.!?")
+    if _EMAIL_VALID.match(candidate):
+        return normalise_email(candidate), None
+    return None, candidate[:80]
 
 
 # ------------------------------------------------------------------ per-turn bookkeeping
@@ -161,6 +261,40 @@ def update_mood(
         mood.bot_answered()
     conversation.mood = mood.to_dict()
     return mood
+
+
+def fold_late_score(
+    conversation: Conversation,
+    message: Message,
+    scores: SentimentScores | None,
+    later_turns: int,
+    policy: PolicySettings,
+) -> None:
+    """A score that came after its turn (the model was loading): correct the Mood.
+
+    The turn counted as neutral; the Mood's average is linear in the scores, so the
+    difference is added with the weight it has now, `later_turns` customer messages on.
+    """
+    if scores is None or not carries_mood(message) or not conversation.mood:
+        return
+    mood = Mood.from_dict(conversation.mood)
+    if later_turns >= mood.customer_turns:
+        return  # the Mood was reset since (returned to the bot)
+    score = float(scores.score)
+    alpha = mood.settings.ema_alpha
+    first = mood.customer_turns - 1 - later_turns == 0
+    if mood.ema is not None:
+        mood.ema += (1 - alpha) ** later_turns * (1.0 if first else alpha) * score
+    if later_turns < len(mood.scores):
+        mood.scores[len(mood.scores) - 1 - later_turns] = score
+    mood.peak = max(mood.peak, mood.frustration)
+    conversation.mood = mood.to_dict()
+    if later_turns == 0:
+        data = handoff_data(conversation)
+        data["negative_streak"] = update_negative_streak(
+            int(data.get("negative_streak", 0)), score, policy
+        )
+        conversation.handoff = data
 
 
 def customer_value(session: Session, conversation: Conversation) -> CustomerValue | None:
@@ -257,9 +391,20 @@ def assess_turn(
         codes = {r.code for r in decision.reasons}
         reasons = decision.reasons if reason.code in codes else [reason, *decision.reasons]
         priority = max(decision.priority, policy.triggers.human_request.priority)
-        decision = Decision(
-            "escalate", priority, reasons, decision.notes, [*decision.triggers, handoff_trigger]
-        )
+        triggers = [*decision.triggers, handoff_trigger]
+        notes = decision.notes
+        if "high_value" not in decision.triggers:
+            # high_value.mode: priority leaves the policy's decision at "stay", but a handoff
+            # an action started still serves a valuable customer sooner.
+            boost, boost_reasons = value_boost(signals.customer, policy)
+            if boost_reasons:
+                priority = max(priority, boost) + min(
+                    policy.combined_bump, policy.max_combined_bump
+                )
+                reasons = [*reasons, *boost_reasons]
+                triggers.append("high_value")
+                notes = [n for n in notes if "does not start one" not in n]
+        decision = Decision("escalate", priority, reasons, notes, triggers)
     return decision
 
 
@@ -326,29 +471,20 @@ class HandoffDesk:
     # -------------------------------------------------------------- availability
 
     async def availability(self) -> tuple[bool, str]:
-        """(True, "") when someone can take a chat now, else (False, why for the customer)."""
+        """(True, "") when someone can take a chat now, else (False, why for the customer).
+
+        Only a closed shop quotes when it opens again: while open, "we're back today at
+        10 AM" would be wrong (it is past 10), so an empty desk just says nobody is free.
+        """
         profile = self.profile()
         now = self.clock()
         if self.staff_hours == "business" and not profile.is_open_at(now):
             return False, profile.say(
-                "handoff_offline_after_hours", next_opening=self._next_opening(now)
+                "handoff_offline_after_hours", next_opening=profile.reopening(now)
             )
         if not await self.queue.online_staff():
             return False, profile.say("handoff_offline_no_staff")
         return True, ""
-
-    def _next_opening(self, now: datetime) -> str:
-        profile = self.profile()
-        opening = profile.next_opening(now)
-        if opening is None:
-            return "soon"
-        today = profile.local_now(now).date()
-        at = profile.format_time(opening.time())
-        if opening.date() == today:
-            return f"today at {at}"
-        if (opening.date() - today).days == 1:
-            return f"tomorrow at {at}"
-        return profile.format_moment(opening, today)
 
     # -------------------------------------------------------------- escalation
 
@@ -534,11 +670,14 @@ class HandoffDesk:
             session.flush()
             return message_view(message), ticket.id
 
-    def offline_step(self, conversation_id: str, message_id: int) -> list[dict[str, Any]] | None:
+    def offline_step(self, conversation_id: str, message_id: int) -> OfflineStep:
         """The gateway-side contact flow for an offline ticket (storage thread).
 
-        Returns the replies, or None when the ticket is complete and the customer's new
-        message should go back to the bot.
+        The customer's message is the answer to "What's your name?" (then "e-mail or
+        phone?"), unless it is not one: a question or a request goes to the bot like any
+        other message (`answer_first`), and the form asks again afterwards
+        (`offline_reask`). "no thanks" or "cancel" leaves the form; the ticket keeps the
+        question. When the ticket is complete, `forward` sends the message to the bot.
         """
         profile = self.profile()
         with session_scope(self.engine) as session:
@@ -557,22 +696,28 @@ class HandoffDesk:
                 )
                 data.pop("offline_step", None)
                 conversation.handoff = data
-                return None
+                return OfflineStep(forward=True)
             ticket.message_ids = [*ticket.message_ids, message.id]
-            message.status = "held"
             text = message.text.strip()
+            if is_opt_out(text):
+                return OfflineStep(self._leave_form(session, conversation, ticket, data))
+            reply: str | None = None
             if step == "name":
-                if sum(c.isalpha() for c in text) < 2 or len(text) > 200:
-                    reply = profile.say("handoff_offline_ask_name", why="").strip()
-                else:
-                    ticket.name = text
-                    data["offline_step"] = "contact"
-                    reply = profile.say("handoff_offline_ask_contact", name=text)
+                name = parse_name(text)
+                if name is None:
+                    return OfflineStep(answer_first=True)  # a question, not a name
+                ticket.name = name
+                data["offline_step"] = "contact"
+                data.pop("offline_reasked", None)
+                reply = profile.say("handoff_offline_ask_contact", name=name)
             else:
-                email_match = _EMAIL.search(text)
-                email = normalise_email(email_match.group(0)) if email_match else None
-                phone = None if email else normalise_phone(text)
-                if not email and not phone:
+                email, bad_email = find_email(text)
+                phone = None if email or bad_email else normalise_phone(text)
+                if bad_email:
+                    reply = profile.say("handoff_offline_email_invalid", email=bad_email)
+                elif not email and not phone:
+                    if looks_like_question(text):
+                        return OfflineStep(answer_first=True)
                     reply = profile.say("handoff_offline_contact_invalid")
                 else:
                     ticket.email, ticket.phone, ticket.status = email, phone, "open"
@@ -580,7 +725,7 @@ class HandoffDesk:
                     when = (
                         profile.say(
                             "handoff_reply_by_opening",
-                            next_opening=self._next_opening(self.clock()),
+                            next_opening=profile.reopening(self.clock()),
                         )
                         if ticket.reply_by is not None
                         else profile.say("handoff_reply_soon")
@@ -600,6 +745,7 @@ class HandoffDesk:
                         reason=f"ticket #{ticket.id}",
                         data={"ticket_id": ticket.id, "message_ids": ticket.message_ids},
                     )
+            message.status = "held"
             conversation.handoff = data
             said, _ = service.add_message(
                 session,
@@ -607,6 +753,62 @@ class HandoffDesk:
                 sender="bot",
                 text=reply,
                 payload={"kind": "offline_contact", "ticket_id": ticket.id},
+            )
+            session.flush()
+            return OfflineStep([message_view(said)])
+
+    def _leave_form(
+        self, session: Session, conversation: Conversation, ticket: Ticket, data: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The customer does not want to leave details: back to the bot, the ticket stays."""
+        message = session.get_one(Message, ticket.message_ids[-1])
+        message.status = "held"
+        ticket.status = "open"
+        data.pop("offline_step", None)
+        data.pop("offline_reasked", None)
+        conversation.handoff = data
+        service.transition(
+            session,
+            conversation,
+            State.BOT,
+            actor="customer",
+            reason="the customer declined to leave contact details",
+            data={"ticket_id": ticket.id},
+        )
+        profile = self.profile()
+        said, _ = service.add_message(
+            session,
+            conversation,
+            sender="bot",
+            text=profile.say(
+                "handoff_offline_left_form",
+                ticket_note=profile.say("handoff_offline_left_form_ticket", ticket=ticket.id),
+            ),
+            payload={"kind": "offline_contact", "ticket_id": ticket.id},
+        )
+        session.flush()
+        return [message_view(said)]
+
+    def offline_reask(self, conversation_id: str) -> list[dict[str, Any]]:
+        """After the bot answered a question mid-form: ask for the detail again, once."""
+        profile = self.profile()
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            data = handoff_data(conversation)
+            step = data.get("offline_step")
+            if conversation.state != State.OFFLINE_TICKET or step not in ("name", "contact"):
+                return []
+            if data.get("offline_reasked") == step:
+                return []  # asked again already: the form stays open, without nagging
+            data["offline_reasked"] = step
+            conversation.handoff = data
+            key = f"handoff_offline_ask_{step}_again"
+            said, _ = service.add_message(
+                session,
+                conversation,
+                sender="bot",
+                text=profile.say(key),
+                payload={"kind": "offline_contact", "ticket_id": data.get("ticket_id")},
             )
             session.flush()
             return [message_view(said)]
@@ -834,7 +1036,8 @@ class HandoffDesk:
                 # A fresh start: the frustration that caused the handoff was dealt with by a
                 # person, and must not send the next routine question straight back.
                 conversation.mood = None
-                conversation.handoff = {}
+                # Remembered so that this person may still wrap the chat up (close + CSAT).
+                conversation.handoff = {"returned_by": staff.id}
                 message, _ = service.add_message(
                     session,
                     conversation,
@@ -867,6 +1070,14 @@ class HandoffDesk:
                 conversation = service.get_conversation(session, conversation_id, lock=True)
                 if conversation.state == State.WITH_STAFF:
                     conversation = self._assigned(session, conversation_id, staff)
+                elif conversation.state == State.BOT:
+                    # Wrap-up after a return to the bot: whoever returned it, or the owner.
+                    returned_by = (conversation.handoff or {}).get("returned_by")
+                    if returned_by is None or (returned_by != staff.id and not staff.is_owner):
+                        raise DeskError(
+                            409, "The bot has this conversation; only staff who handled it "
+                            "can close it."
+                        )
                 elif conversation.state not in (State.QUEUED, State.OFFLINE_TICKET):
                     raise DeskError(
                         409, f"The conversation is {conversation.state}; nothing to close."

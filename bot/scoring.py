@@ -9,6 +9,10 @@ barely grows.
 
 If the model cannot be loaded, chatting goes on: the problem is logged once, messages
 are stored without a score, and `status` says "unavailable" (shown by /healthz).
+
+A customer's turn never waits for the model to load: `turn_wait_seconds` is how long a
+turn may wait for its score after Rasa answered (a short grace while loading, a timeout
+once loaded). A score that comes later is stored by the gateway in the background.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class SentimentBatcher:
         enabled: bool = True,
         max_batch: int = 32,
         max_wait_seconds: float = 0.005,
+        score_timeout_seconds: float = 1.0,
+        loading_grace_seconds: float = 0.05,
     ) -> None:
         self._factory = analyzer_factory
         self._analyzer: BatchAnalyzer | None = None
@@ -54,6 +60,8 @@ class SentimentBatcher:
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
         self.status: Status = "not_loaded" if enabled else "disabled"
+        self.score_timeout_seconds = score_timeout_seconds
+        self.loading_grace_seconds = loading_grace_seconds
         # One thread: the analyzer serialises inference anyway, and a second thread would
         # only contend with uvicorn for the (few) cores.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentiment")
@@ -78,6 +86,18 @@ class SentimentBatcher:
         """Load the model before the first customer waits for it."""
         if self.enabled:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+
+    def turn_wait_seconds(self) -> float:
+        """How long a customer's turn may wait for its score once Rasa has answered.
+
+        While the model loads (seconds on a busy CPU) only a short grace: the reply goes out
+        and the message is scored later. Off or unavailable: no wait at all.
+        """
+        if self.status == "ok":
+            return self.score_timeout_seconds
+        if self.status == "not_loaded":
+            return self.loading_grace_seconds
+        return 0.0
 
     async def score(self, text: str) -> SentimentScores | None:
         """The scores of one text, or None when scoring is off or unavailable."""

@@ -18,7 +18,9 @@ Triggers (each has `enabled` and `priority`, plus its own thresholds):
     large_cancellation cancelling an order whose value >= order_value
     legal              legal words in the text (lawyer, sue, chargeback, BBB, ...)
     high_value         a VERIFIED customer in a listed tier, or with lifetime value or an
-                       open order above the thresholds; unverified claims are only noted
+                       open order above the thresholds; unverified claims are only noted.
+                       `mode: priority` (default): it only raises the priority of a
+                       handoff another trigger starts; `mode: escalate`: it starts one
     purchase_intent    a buying intent when the customer's value or stated basket >= value
 
 The decision's priority is the highest priority among the fired triggers plus
@@ -163,6 +165,10 @@ class LegalTrigger(_Strict):
 
 class HighValueTrigger(_Strict):
     enabled: bool = True
+    # "priority": a valuable customer is served sooner once something else (frustration, a
+    # request for a person...) starts a handoff, but a calm one stays with the bot.
+    # "escalate": being valuable is itself a reason to hand off.
+    mode: Literal["priority", "escalate"] = "priority"
     tiers: list[str] = Field(default_factory=lambda: ["vip"])
     lifetime_value: float | None = Field(2000.0, ge=0, description="null disables this test")
     open_order_value: float | None = Field(500.0, ge=0, description="null disables this test")
@@ -513,47 +519,13 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
 
     customer = signals.customer
     value = triggers.high_value
-    if value.enabled and customer is not None:
-        found: list[Reason] = []
-        if customer.tier and customer.tier.strip().lower() in value.tiers:
-            tier = customer.tier.strip().upper()
-            found.append(Reason("vip_tier", f"customer tier {tier}", customer.tier))
-        if (
-            value.lifetime_value is not None
-            and customer.lifetime_value is not None
-            and _at_least(customer.lifetime_value, value.lifetime_value)
-        ):
-            found.append(
-                Reason(
-                    "lifetime_value",
-                    f"lifetime value {money(customer.lifetime_value, cur)} "
-                    f"≥ {money(value.lifetime_value, cur)}",
-                    customer.lifetime_value,
-                    value.lifetime_value,
-                )
-            )
-        if (
-            value.open_order_value is not None
-            and customer.open_order_value is not None
-            and _at_least(customer.open_order_value, value.open_order_value)
-        ):
-            found.append(
-                Reason(
-                    "open_order",
-                    f"open order {money(customer.open_order_value, cur)} "
-                    f"≥ {money(value.open_order_value, cur)}",
-                    customer.open_order_value,
-                    value.open_order_value,
-                )
-            )
-        if customer.verified:
-            for reason in found:
-                fire("high_value", value.priority, reason)
-        else:
-            # Never route on an unsigned claim; say so, so staff know why it was ignored.
-            for reason in found:
-                claim = reason.text.replace("customer tier ", "")
-                notes.append(f"customer claims {claim} but is not verified: ignored")
+    value_reasons = high_value_reasons(customer, settings)
+    if customer is not None and not customer.verified:
+        # Never route on an unsigned claim; say so, so staff know why it was ignored.
+        for reason in value_reasons:
+            claim = reason.text.replace("customer tier ", "")
+            notes.append(f"customer claims {claim} but is not verified: ignored")
+        value_reasons = []
 
     purchase = triggers.purchase_intent
     if purchase.enabled and trusted_intent in purchase.intents:
@@ -587,6 +559,19 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
                 ),
             )
 
+    if value_reasons:
+        if value.mode == "escalate":
+            for reason in value_reasons:
+                fire("high_value", value.priority, reason)
+        elif fired:
+            for reason in boost_reasons(value_reasons):
+                fire("high_value", value.priority, reason)
+        else:
+            notes.append(
+                "; ".join(r.text for r in boost_reasons(value_reasons))
+                + ": raises the priority of a handoff, does not start one"
+            )
+
     if not fired:
         return Decision("stay", notes=notes)
     extra = len(fired) - 1
@@ -596,3 +581,71 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
         notes.append("already escalated: no new handoff")
         return Decision("stay", priority, reasons, notes, list(fired))
     return Decision("escalate", priority, reasons, notes, list(fired))
+
+
+def high_value_reasons(customer: CustomerValue | None, settings: PolicySettings) -> list[Reason]:
+    """Why the customer counts as high value (verified or not; the caller checks)."""
+    value = settings.triggers.high_value
+    if not value.enabled or customer is None:
+        return []
+    cur = settings.currency_symbol
+    found: list[Reason] = []
+    if customer.tier and customer.tier.strip().lower() in value.tiers:
+        tier = customer.tier.strip().upper()
+        found.append(Reason("vip_tier", f"customer tier {tier}", customer.tier))
+    if (
+        value.lifetime_value is not None
+        and customer.lifetime_value is not None
+        and _at_least(customer.lifetime_value, value.lifetime_value)
+    ):
+        found.append(
+            Reason(
+                "lifetime_value",
+                f"lifetime value {money(customer.lifetime_value, cur)} "
+                f"≥ {money(value.lifetime_value, cur)}",
+                customer.lifetime_value,
+                value.lifetime_value,
+            )
+        )
+    if (
+        value.open_order_value is not None
+        and customer.open_order_value is not None
+        and _at_least(customer.open_order_value, value.open_order_value)
+    ):
+        found.append(
+            Reason(
+                "open_order",
+                f"open order {money(customer.open_order_value, cur)} "
+                f"≥ {money(value.open_order_value, cur)}",
+                customer.open_order_value,
+                value.open_order_value,
+            )
+        )
+    return found
+
+
+def boost_reasons(reasons: list[Reason]) -> list[Reason]:
+    """The reasons worded as a boost: "high-value customer: lifetime value $2,022"."""
+    return [
+        Reason(
+            r.code,
+            "high-value customer: " + r.text.split(" ≥ ")[0].removeprefix("customer "),
+            r.value,
+            r.threshold,
+        )
+        for r in reasons
+    ]
+
+
+def value_boost(
+    customer: CustomerValue | None, settings: PolicySettings
+) -> tuple[int, list[Reason]]:
+    """The priority and reasons a verified high-value customer adds to a forced handoff."""
+    if customer is None or not customer.verified:
+        return 0, []
+    reasons = high_value_reasons(customer, settings)
+    if not reasons:
+        return 0, []
+    if settings.triggers.high_value.mode == "priority":
+        reasons = boost_reasons(reasons)
+    return settings.triggers.high_value.priority, reasons

@@ -137,6 +137,36 @@ def test_next_opening_skips_closed_days(profile: BusinessProfile) -> None:
 
 
 @pytest.mark.parametrize(
+    ("moment", "phrase"),
+    [
+        (datetime(2026, 11, 24, 15, 0, tzinfo=UTC), "today at 10 AM"),  # Tue 9 AM, before opening
+        (datetime(2026, 11, 24, 16, 3, tzinfo=UTC), "tomorrow at 10 AM"),  # Tue 10:03, open
+        (datetime(2026, 11, 25, 2, 0, tzinfo=UTC), "tomorrow at 10 AM"),  # Tue 8 PM, closed
+        (datetime(2026, 11, 23, 0, 0, tzinfo=UTC), "on Tuesday at 10 AM"),  # Sun 6 PM; Mon shut
+        (datetime(2026, 11, 26, 3, 0, tzinfo=UTC), "on Friday at 8 AM"),  # Thanksgiving eve
+        (datetime(2026, 12, 31, 23, 0, tzinfo=UTC), "on Saturday at 10 AM"),  # New Year's Day
+    ],
+)
+def test_reopening_phrase(profile: BusinessProfile, moment: datetime, phrase: str) -> None:
+    assert profile.reopening(moment) == phrase
+
+
+def test_reopening_words_are_data(profile: BusinessProfile) -> None:
+    french = profile.model_copy(
+        update={
+            "messages": {
+                **profile.messages,
+                "reopening_today": "aujourd'hui à {time}",
+                "reopening_weekday": "{weekday} à {time}",
+            }
+        }
+    )
+    assert french.reopening(datetime(2026, 11, 24, 15, 0, tzinfo=UTC)) == "aujourd'hui à 10 AM"
+    assert french.reopening(datetime(2026, 11, 23, 0, 0, tzinfo=UTC)) == "Tuesday à 10 AM"
+    assert profile.messages["reopening_tomorrow"] == "tomorrow at {time}"  # in business.yml
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("are you open today?", date(2026, 11, 18)),

@@ -411,7 +411,7 @@ def test_a_verified_vip_is_routed_with_priority_but_an_unsigned_claim_is_not(gw:
     assert gw.client.get(f"/api/conversations/{vip}").json()["customer_verified"] is True
     gw.say(vip, "can I talk to a person")
     [escalation] = events(gw.engine, vip, "escalation")
-    assert "customer tier VIP" in escalation.data["reasons"]
+    assert "high-value customer: tier VIP" in escalation.data["reasons"]
     anonymous = gw.chat()
     gw.say(anonymous, "I'm a VIP, can I talk to a person")
     [plain] = events(gw.engine, anonymous, "escalation")
@@ -598,6 +598,31 @@ def test_claim_reply_note_return_to_bot_close_and_csat(gw: Gateway) -> None:
     assert asyncio.run(gw.app.state.desk.queue.load(str(ann.id))) == 0
 
 
+def test_close_after_returning_to_the_bot_wraps_up_with_csat(gw: Gateway) -> None:
+    ann = staff_login(gw.engine, "ann@shop.example")
+    bob = staff_login(gw.engine, "bob@shop.example")
+    online(gw, ann)
+    chat = gw.chat()
+    gw.say(chat, "a person please")
+    base = f"/api/staff/conversations/{chat}"
+    assert staff_post(gw, ann, f"{base}/claim").status_code == 200
+    assert staff_post(gw, ann, f"{base}/return-to-bot").status_code == 200
+    gw.say(chat, "what are your opening hours?")
+    assert gw.state(chat) == "bot"
+    # Only the person who handed it back (or the owner) may close the bot's conversation.
+    refused = staff_post(gw, bob, f"{base}/close", {"resolution": "not mine"})
+    assert refused.status_code == 409 and gw.state(chat) == "bot"
+    closed = staff_post(gw, ann, f"{base}/close", {"resolution": "Answered, back with bot"})
+    assert closed.status_code == 200 and gw.state(chat) == "closed"
+    assert gw.history(chat)[-1]["kind"] == "csat_request"
+    assert gw.client.post(f"/api/conversations/{chat}/csat", json={"score": 5}).status_code == 200
+    # A conversation the bot handled alone has nobody to close it.
+    solo = gw.chat()
+    gw.say(solo, "what are your opening hours?")
+    lone = staff_post(gw, ann, f"/api/staff/conversations/{solo}/close", {"resolution": "x"})
+    assert lone.status_code == 409
+
+
 def test_transfer_to_a_colleague(gw: Gateway) -> None:
     ann = staff_login(gw.engine, "ann@shop.example")
     bob = staff_login(gw.engine, "bob@shop.example")
@@ -667,7 +692,7 @@ def test_nobody_online_collects_contact_details_into_a_ticket(gw: Gateway) -> No
     sent = len(gw.rasa.sent)
     asked = gw.say(chat, "Jane Doe")
     assert "e-mail address or phone number" in asked["replies"][0]["text"]
-    again = gw.say(chat, "no thanks")
+    again = gw.say(chat, "not sure")  # ("no thanks" leaves the form: see below)
     assert "doesn't look like" in again["replies"][0]["text"]
     done = gw.say(chat, "jane@example.com")
     assert "jane@example.com" in done["replies"][0]["text"]
@@ -789,3 +814,232 @@ def test_automatic_assignment_goes_to_the_least_loaded_member(database_url: str)
         waiting = gateway.chat()
         gateway.say(waiting, "can I talk to a person")
         assert gateway.state(waiting) == "queued"
+
+
+# ------------------------------------------------------------------ offline form: names, e-mails
+
+
+def ticket_of(engine: Engine, conversation_id: str) -> Ticket:
+    with session_scope(engine) as session:
+        return session.scalars(
+            select(Ticket).where(Ticket.conversation_id == conversation_id)
+        ).one()
+
+
+def offline_chat(gw: Gateway) -> str:
+    """A conversation in the offline fallback (nobody online), asked for a name."""
+    chat = gw.chat()
+    gw.say(chat, "my parcel is damaged")
+    first = gw.say(chat, "I want to talk to a person")
+    assert gw.state(chat) == "offline_ticket"
+    assert "What's your name?" in first["replies"][-1]["text"]
+    return chat
+
+
+def test_a_question_instead_of_a_name_is_answered_and_the_name_asked_again(gw: Gateway) -> None:
+    chat = offline_chat(gw)
+    sent = len(gw.rasa.sent)
+    asked = gw.say(chat, "what are your opening hours?")
+    texts = [r["text"] for r in asked["replies"]]
+    assert texts[0] == "We're open Tuesday to Sunday."  # the bot answered it
+    assert "what name should I put on your request" in texts[1]
+    assert gw.rasa.sent[sent:] == ["what are your opening hours?"]
+    assert ticket_of(gw.engine, chat).name is None
+    assert gw.state(chat) == "offline_ticket"
+    # A request without a question mark is not a name either; the form does not nag twice.
+    again = gw.say(chat, "how much is the tailored blazer")
+    assert [r["text"] for r in again["replies"]] == ["Could you give me your order number?"]
+    assert ticket_of(gw.engine, chat).name is None
+    named = gw.say(chat, "Marcus Reed")
+    assert named["replies"][0]["text"].startswith("Thanks, Marcus Reed.")
+    bad = gw.say(chat, "marcus@example")
+    assert (
+        '"marcus@example" doesn\'t look like a complete e-mail address'
+        in (bad["replies"][0]["text"])
+    )
+    done = gw.say(chat, "it's marcus.reed@example.com")
+    assert "marcus.reed@example.com" in done["replies"][0]["text"]
+    ticket = ticket_of(gw.engine, chat)
+    assert (ticket.name, ticket.email, ticket.status) == (
+        "Marcus Reed",
+        "marcus.reed@example.com",
+        "open",
+    )
+    with session_scope(gw.engine) as session:
+        kept = [session.get_one(Message, i).text for i in ticket.message_ids]
+    assert kept[:3] == [
+        "my parcel is damaged",
+        "I want to talk to a person",
+        "what are your opening hours?",
+    ]
+
+
+def test_a_name_with_a_lead_in_is_accepted(gw: Gateway) -> None:
+    chat = offline_chat(gw)
+    sent = len(gw.rasa.sent)
+    asked = gw.say(chat, "it's Ana")
+    assert asked["replies"][0]["text"].startswith("Thanks, Ana.")
+    assert ticket_of(gw.engine, chat).name == "Ana"
+    assert len(gw.rasa.sent) == sent
+
+
+def test_no_thanks_leaves_the_form_and_keeps_the_ticket(gw: Gateway) -> None:
+    chat = offline_chat(gw)
+    left = gw.say(chat, "no thanks")
+    assert "I've kept your message for our team (ticket #" in left["replies"][0]["text"]
+    assert gw.state(chat) == "bot"
+    ticket = ticket_of(gw.engine, chat)
+    assert (ticket.name, ticket.email, ticket.status) == (None, None, "open")
+    with session_scope(gw.engine) as session:
+        kept = [session.get_one(Message, i).text for i in ticket.message_ids]
+    assert kept[:2] == ["my parcel is damaged", "I want to talk to a person"]
+    back = gw.say(chat, "what are your opening hours?")
+    assert back["replies"][0]["text"] == "We're open Tuesday to Sunday."
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Marcus Reed", "Marcus Reed"),
+        ("it's Ana", "Ana"),
+        ("I'm Jean-Luc O'Neil", "Jean-Luc O'Neil"),
+        ("my name is Zoë Østergård.", "Zoë Østergård"),
+        ("how much is the tailored blazer", None),
+        ("what are your opening hours?", None),
+        ("Marcus?", None),
+        ("where is my order", None),
+        ("ok", None),
+        ("thanks", None),
+        ("10482", None),
+        ("R2D2", None),
+        ("one two three four five six", None),
+        ("A" * 81, None),
+        ("blazer", None),
+    ],
+)
+def test_parse_name(text: str, name: str | None) -> None:
+    from bot.handoff_desk import parse_name
+
+    assert parse_name(text) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("jane@example.com", ("jane@example.com", None)),
+        ("it's Jane.Doe+shop@Example.co.uk.", ("jane.doe+shop@example.co.uk", None)),
+        ("jane@example", (None, "jane@example")),
+        ("jane@@example.com", (None, "jane@@example.com")),
+        ("(312) 555-0199", (None, None)),
+    ],
+)
+def test_find_email(text: str, found: tuple[str | None, str | None]) -> None:
+    from bot.handoff_desk import find_email
+
+    assert find_email(text) == found
+
+
+# ------------------------------------------------------------------ "nobody available" wording
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected", "absent"),
+    [
+        # Tuesday 10:03 in Chicago, open: nobody online, and no opening time quoted.
+        (datetime(2026, 11, 24, 16, 3, tzinfo=UTC), "Nobody from our team is available", "10"),
+        # Tuesday 9 AM: before opening.
+        (datetime(2026, 11, 24, 15, 0, tzinfo=UTC), "we're back today at 10 AM", None),
+        # Tuesday 8 PM: after closing.
+        (datetime(2026, 11, 25, 2, 0, tzinfo=UTC), "we're back tomorrow at 10 AM", None),
+        # Sunday 6 PM: Monday is closed.
+        (datetime(2026, 11, 23, 0, 0, tzinfo=UTC), "we're back on Tuesday at 10 AM", None),
+        # Wednesday 9 PM before Thanksgiving: back on Black Friday morning.
+        (datetime(2026, 11, 26, 3, 0, tzinfo=UTC), "we're back on Friday at 8 AM", None),
+    ],
+)
+def test_nobody_available_quotes_the_opening_only_when_closed(
+    database_url: str, moment: datetime, expected: str, absent: str | None
+) -> None:
+    gateway = make_gateway(database_url, clock=moment)
+    with gateway.client:
+        chat = gateway.chat()
+        first = gateway.say(chat, "talk to a person")
+        assert gateway.state(chat) == "offline_ticket"
+        text = first["replies"][-1]["text"]
+        assert expected in text
+        if absent is not None:
+            assert "we're back" not in text and absent not in text
+
+
+# ------------------------------------------------------------------ high value: priority mode
+
+
+def test_a_calm_high_value_customer_stays_with_the_bot_until_something_else(gw: Gateway) -> None:
+    online(gw, staff_login(gw.engine, "ann@shop.example"))
+    expires = int(time.time()) + 3600
+    secret = gw.app.state.settings.identity_secret
+    marcus = gw.chat(
+        customer_id="2", expires_at=expires, signature=sign_identity("2", secret, expires)
+    )
+    gw.say(marcus, "where is my order 10482")  # a calm order lookup ($2,022 lifetime value)
+    assert gw.state(marcus) == "bot"
+    assert events(gw.engine, marcus, "escalation") == []
+    gw.say(marcus, "can I talk to a person")
+    [escalation] = events(gw.engine, marcus, "escalation")
+    assert escalation.data["reasons"] == [
+        "asked for a person",
+        "high-value customer: lifetime value $2,022.56",
+    ]
+    assert escalation.data["priority"] == 4 + 1
+
+
+# ------------------------------------------------------------------ sentiment model still loading
+
+
+class FakeSlowLoadingAnalyzer(FakeKeywordAnalyzer):
+    """Fake model whose load blocks until the test releases it (a busy CPU warming up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.loaded = threading.Event()
+
+    def load(self) -> FakeSlowLoadingAnalyzer:
+        assert self.loaded.wait(30), "the test never released the model"
+        return self
+
+
+def test_a_message_does_not_wait_for_the_sentiment_model_to_load(database_url: str) -> None:
+    analyzer = FakeSlowLoadingAnalyzer()
+    gateway = make_gateway(database_url)
+    scorer = SentimentBatcher(analyzer.load, max_wait_seconds=0.002)
+    gateway.app.state.flows.scorer = gateway.app.state.scorer = scorer
+    with gateway.client:
+        chat = gateway.chat()
+        started = time.monotonic()
+        result = gateway.say(chat, "where is my order, this is ridiculous")
+        assert time.monotonic() - started < 3
+        assert result["replies"][0]["text"] == "Could you give me your order number?"
+        assert gateway.client.get("/healthz").json()["sentiment"] == "not_loaded"
+        [stored] = [m for m in messages(gateway.engine, chat) if m.sender == "customer"]
+        assert stored.sentiment_score is None
+        assert (stored.payload or {}).get("sentiment") == "pending"
+
+        analyzer.loaded.set()  # the model is ready: the message is scored in the background
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            [stored] = [m for m in messages(gateway.engine, chat) if m.sender == "customer"]
+            if stored.sentiment_score is not None:
+                break
+            time.sleep(0.05)
+        assert stored.sentiment_score is not None and stored.sentiment_score < -0.5
+        assert (stored.payload or {}).get("sentiment") == "late"
+        mood = conversation(gateway.engine, chat).mood or {}
+        assert mood["ema"] < -0.5  # folded into the Mood as if it had come in time
+        assert stored.intent == "order_status" and stored.status == "answered"
+        # Once loaded, the next message is scored within its turn.
+        gateway.say(chat, "thanks, great")
+        latest = [m for m in messages(gateway.engine, chat) if m.sender == "customer"][-1]
+        assert latest.sentiment_score is not None and latest.sentiment_score > 0.5
+        assert (latest.payload or {}).get("sentiment") is None

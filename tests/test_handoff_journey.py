@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,7 +153,12 @@ def test_handoff_journey_across_two_gateways(
     staff_id = login.json()["user"]["id"]
     cookie = {"Cookie": f"tandem_session={staff.cookies['tandem_session']}"}
     assert staff.put("/api/staff/presence", json={"state": "online"}, headers=csrf).is_success
-    assert customer.get("/healthz").json()["sentiment"] in {"ok", "not_loaded"}
+    # Turns do not wait for a model that is still loading (their scores come late); this
+    # journey is about escalating on sentiment, so it starts once the model is loaded.
+    deadline = time.monotonic() + 120
+    while customer.get("/healthz").json()["sentiment"] != "ok":
+        assert time.monotonic() < deadline, "the sentiment model did not load"
+        time.sleep(0.5)
 
     with connect(f"{b.ws_url}/ws/staff", additional_headers=cookie, open_timeout=10) as desk:
         assert receive(desk, "ready")["staff_id"] == staff_id

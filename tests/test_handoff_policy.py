@@ -173,12 +173,52 @@ def test_legal_words_need_whole_words(text: str) -> None:
                     ).escalate is False  # fmt: skip
 
 
-def test_verified_high_value_customer() -> None:
-    assert texts(customer=VIP) == ["customer tier VIP"]
+ESCALATE_VALUE = settings(triggers={"high_value": {"mode": "escalate"}})
+
+
+def test_a_calm_high_value_customer_stays_with_the_bot_by_default() -> None:
+    marcus = CustomerValue(verified=True, tier="regular", lifetime_value=2022, open_order_value=0)
+    decision = evaluate(
+        signals(intent="order_status", intent_confidence=0.95, frustration=0.1, customer=marcus),
+        DEFAULTS,
+    )
+    assert DEFAULTS.triggers.high_value.mode == "priority"
+    assert (decision.action, decision.reasons) == ("stay", [])
+    assert decision.notes == [
+        "high-value customer: lifetime value $2,022: raises the priority of a handoff, "
+        "does not start one"
+    ]
+
+
+def test_high_value_raises_the_priority_of_another_trigger() -> None:
+    marcus = CustomerValue(verified=True, tier="regular", lifetime_value=2022, open_order_value=0)
+    plain = evaluate(signals(consecutive_fallbacks=2), DEFAULTS)
+    valued = evaluate(signals(consecutive_fallbacks=2, customer=marcus), DEFAULTS)
+    assert (plain.priority, valued.priority) == (2, 3 + 1)
+    assert valued.triggers == ["fallbacks", "high_value"]
+    assert valued.summary == (
+        "2 bot fallbacks in a row; high-value customer: lifetime value $2,022"
+    )
+    assert [r.text for r in evaluate(signals(frustration=0.9, customer=VIP), DEFAULTS).reasons][
+        1:
+    ] == ["high-value customer: tier VIP"]
+
+
+def test_verified_high_value_customer_in_escalate_mode() -> None:
+    def value_texts(customer: CustomerValue) -> list[str]:
+        return [r.text for r in evaluate(signals(customer=customer), ESCALATE_VALUE).reasons]
+
+    assert value_texts(VIP) == ["customer tier VIP"]
     rich = CustomerValue(verified=True, tier="regular", lifetime_value=2000, open_order_value=640)
-    assert texts(customer=rich) == ["lifetime value $2,000 ≥ $2,000", "open order $640 ≥ $500"]
+    assert value_texts(rich) == ["lifetime value $2,000 ≥ $2,000", "open order $640 ≥ $500"]
+    assert evaluate(signals(customer=rich), ESCALATE_VALUE).escalate
     below = CustomerValue(verified=True, tier="gold", lifetime_value=1999.5, open_order_value=499)
-    assert texts(customer=below) == []
+    assert value_texts(below) == []
+
+
+def test_high_value_mode_is_validated() -> None:
+    with pytest.raises(PolicyError, match=r"triggers\.high_value\.mode"):
+        settings(triggers={"high_value": {"mode": "always"}})
 
 
 def test_unverified_value_claims_are_ignored_and_noted() -> None:
@@ -232,8 +272,10 @@ def test_combined_triggers_bump_the_priority() -> None:
 
 def test_several_value_reasons_are_one_trigger() -> None:
     whale = CustomerValue(verified=True, tier="vip", lifetime_value=9000, open_order_value=900)
-    decision = evaluate(signals(customer=whale), DEFAULTS)
+    decision = evaluate(signals(customer=whale), ESCALATE_VALUE)
     assert (decision.priority, len(decision.reasons), decision.triggers) == (3, 3, ["high_value"])
+    boosted = evaluate(signals(customer=whale, intent="complaint"), DEFAULTS)
+    assert (boosted.priority, boosted.triggers) == (3 + 1, ["complaint", "high_value"])
 
 
 def test_legal_and_cancellation_summary() -> None:
@@ -270,7 +312,8 @@ def test_decision_to_dict_is_json_ready() -> None:
         "reasons": [
             {"code": "frustration", "text": "frustration 0.80 ≥ 0.70", "value": 0.8,
              "threshold": 0.7},
-            {"code": "vip_tier", "text": "customer tier VIP", "value": "vip", "threshold": None},
+            {"code": "vip_tier", "text": "high-value customer: tier VIP", "value": "vip",
+             "threshold": None},
         ],
         "notes": [],
     }  # fmt: skip

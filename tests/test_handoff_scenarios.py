@@ -75,6 +75,25 @@ def test_deterministic_triggers_do_not_need_mood(scenarios: list[Scenario]) -> N
             assert got == scenario.escalate_at, scenario.name
 
 
+VALUE_ONLY = ("vip_verified_asks_hours", "high_lifetime_value_verified", "open_order_verified")
+
+
+def test_high_value_mode_decides_whether_value_alone_hands_off(scenarios: list[Scenario]) -> None:
+    without_mood = SentimentTools(None, None)
+    priority = PolicySettings()
+    escalate = PolicySettings.from_mapping({"triggers": {"high_value": {"mode": "escalate"}}})
+    for name in VALUE_ONLY:
+        scenario = next(s for s in scenarios if s.name == name)
+        assert replay_scenario(scenario, priority, tools=without_mood).first_escalation is None
+        assert replay_scenario(scenario, escalate, tools=without_mood).first_escalation == 1
+    later = next(s for s in scenarios if s.name == "high_value_calm_lookup_then_asks_for_person")
+    result = replay_scenario(later, priority, tools=without_mood)
+    assert result.first_escalation == 3
+    decision = result.turns[2].decision
+    assert decision.priority == 4 + 1  # asked for a person (4), raised by high value
+    assert decision.summary == "asked for a person; high-value customer: lifetime value $2,022"
+
+
 def test_later_turns_are_marked_already_escalated(scenarios: list[Scenario]) -> None:
     scenario = next(s for s in scenarios if s.name == "explicit_request_after_faq")
     extended = scenario.model_copy(update={"turns": [*scenario.turns, scenario.turns[-1]]})
@@ -148,11 +167,14 @@ def test_replay_a_stored_conversation(tmp_path: Path, capsys: pytest.CaptureFixt
     assert scenario.customer is not None
     assert (scenario.customer.verified, scenario.customer.tier) == (True, "vip")
     result = replay_scenario(scenario, PolicySettings(), tools=SentimentTools(None, None))
+    assert result.first_escalation is None  # value alone raises priority, never hands off
+    escalate = PolicySettings.from_mapping({"triggers": {"high_value": {"mode": "escalate"}}})
+    result = replay_scenario(scenario, escalate, tools=SentimentTools(None, None))
     assert result.first_escalation == 1
     assert result.turns[0].decision.summary == "customer tier VIP; lifetime value $3,100 ≥ $2,000"
 
     assert dryrun.main(["--database-url", url, "--conversation", conversation_id,
                         "--no-analyzer"]) == 0  # fmt: skip
-    assert "customer tier VIP" in capsys.readouterr().out
+    assert "high-value customer: tier VIP" in capsys.readouterr().out
     with pytest.raises(ScenarioError, match="no conversation 'missing'"):
         load_stored_conversation(url, "missing")

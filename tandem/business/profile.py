@@ -80,6 +80,23 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "handoff_offline_ask_contact": (
         "Thanks, {name}. What e-mail address or phone number should we use to reach you?"
     ),
+    "handoff_offline_ask_name_again": (
+        "While I have you: what name should I put on your request for our team? "
+        '(If you\'d rather not leave your details, just say "no thanks".)'
+    ),
+    "handoff_offline_ask_contact_again": (
+        "And what e-mail address or phone number should our team use to reach you? "
+        '(Or say "no thanks" to skip.)'
+    ),
+    "handoff_offline_email_invalid": (
+        '"{email}" doesn\'t look like a complete e-mail address (it should look like '
+        "name@example.com). Could you type it again?"
+    ),
+    "handoff_offline_left_form": (
+        "No problem. I've kept your message for our team{ticket_note}. I'm here if you have "
+        "any other questions."
+    ),
+    "handoff_offline_left_form_ticket": " (ticket #{ticket})",
     "handoff_offline_contact_invalid": (
         "That doesn't look like an e-mail address or a phone number. Could you type it again?"
     ),
@@ -121,6 +138,12 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "hours_line": "{days}: {hours}",
     "hours_range": "{opens} to {closes}",
     "closed_label": "closed",
+    # when the shop opens next ("we open again {next_opening}"): BusinessProfile.reopening
+    "reopening_today": "today at {time}",
+    "reopening_tomorrow": "tomorrow at {time}",
+    "reopening_weekday": "on {weekday} at {time}",  # within the coming week
+    "reopening_date": "on {date} at {time}",  # further away (a long holiday break)
+    "reopening_unknown": "soon",
     "open_now": "We're open now until {closes}.",
     "closed_now": "We're closed right now. We open again {next_opening}.",
     "special_hours": "Special hours coming up:\n{lines}",
@@ -563,6 +586,25 @@ class BusinessProfile(BaseModel):
     def format_moment(self, moment: datetime, today: date | None = None) -> str:
         local = moment.astimezone(self.tz)
         return f"{self.format_date(local.date(), today)} at {self.format_time(local.time())}"
+
+    def reopening(self, now: datetime) -> str:
+        """When the shop opens next, in words: "today at 10 AM", "tomorrow at 10 AM",
+        "on Tuesday at 10 AM" (or a date further than a week away). The words are the
+        `reopening_*` messages, so another business or language edits business.yml."""
+        opening = self.next_opening(now)
+        if opening is None:
+            return self.say("reopening_unknown")
+        today = self.local_now(now).date()
+        day = opening.date()
+        at = self.format_time(opening.time())
+        ahead = (day - today).days
+        if ahead == 0:
+            return self.say("reopening_today", time=at)
+        if ahead == 1:
+            return self.say("reopening_tomorrow", time=at)
+        if ahead < 7:
+            return self.say("reopening_weekday", weekday=day.strftime("%A"), time=at)
+        return self.say("reopening_date", date=self.format_date(day, today), time=at)
 
     def join(self, items: Iterable[str], conjunction: str = "and") -> str:
         items = list(items)
