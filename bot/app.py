@@ -39,7 +39,7 @@ from handoff.factory import make_queue
 from handoff.policy import load_policy
 from tandem.bus import make_bus
 from tandem.business.profile import load_profile
-from tandem.config import Settings, get_settings
+from tandem.config import DEMO_IDENTITY_SECRET, Settings, get_settings
 from tandem.conversations.service import ConversationNotFound
 from tandem.conversations.states import InvalidTransition
 from tandem.db import make_engine, utcnow
@@ -73,6 +73,14 @@ def create_app(
 ) -> FastAPI:
     """The gateway. `scorer` and `clock` are for tests (a fake model, a fixed time)."""
     settings = settings or get_settings()
+    if settings.identity_secret == DEMO_IDENTITY_SECRET and not settings.database_url.startswith(
+        "sqlite"
+    ):
+        logger.warning(
+            "IDENTITY_SECRET is the public demo default: anyone can forge signed customer "
+            "identities. Set IDENTITY_SECRET to a long random value, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
     engine = engine or make_engine(settings.database_url)
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_seconds)
     # Read the owner's files now: a mistake in them stops the start with a clear message.
@@ -125,6 +133,9 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # Scores that came after their turn are stored before the model goes away.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(app.state.flows.wait_for_late_scores(), timeout=10)
         scorer.close()
         await rasa.aclose()
         await queue.close()

@@ -10,6 +10,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Public on purpose (the demo signs identities with it); production must set its own.
+DEMO_IDENTITY_SECRET = "tandem-demo-identity-secret"
 
 
 class Settings(BaseSettings):
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     sla_check_seconds: float = Field(default=15.0, gt=0)
     # The shared HMAC secret for signed customer identities (handoff/identity.py). The demo
     # default is public: set IDENTITY_SECRET in production or identities can be forged.
-    identity_secret: str = Field(default="tandem-demo-identity-secret", min_length=1)
+    identity_secret: str = Field(default=DEMO_IDENTITY_SECRET, min_length=1)
     # Websites allowed to embed the widget (CORS and the chat WebSocket's Origin check),
     # comma-separated, e.g. "https://shop.example,https://www.shop.example". The gateway's
     # own pages (/demo, /) are always allowed; "*" allows any site.
