@@ -1225,6 +1225,7 @@ class HandoffDesk:
                     "id": conversation.id,
                     "state": conversation.state,
                     "assigned_staff_id": conversation.assigned_staff_id,
+                    "returned_by": (conversation.handoff or {}).get("returned_by"),
                     "created_at": conversation.created_at.isoformat(),
                     "csat": conversation.csat,
                     "resolution": conversation.resolution,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tandem.config import PROJECT_ROOT, Settings, get_settings
@@ -324,6 +324,22 @@ def seed_demo_database(url: str) -> None:
         engine.dispose()
 
 
+def has_owner(url: str) -> bool:
+    from tandem.staff.models import StaffRole, StaffUser
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            owner = session.scalar(
+                select(StaffUser.id).where(
+                    StaffUser.role == StaffRole.OWNER.value, StaffUser.active.is_(True)
+                )
+            )
+            return owner is not None
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tandem.run", description=__doc__)
     parser.add_argument("--no-seed", action="store_true", help="do not load the demo data")
@@ -341,7 +357,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/"
-    print(f"\nTandem is running: {url}\n  API docs: {url}docs\nPress Ctrl-C to stop.", flush=True)
+    print(
+        f"\nTandem is running: {url}\n"
+        f"  Demo shop with the chat widget: {url}demo\n"
+        f"  Staff console: {url}staff    Owner dashboard: {url}owner\n"
+        f"  API docs: {url}docs",
+        flush=True,
+    )
+    if not has_owner(settings.database_url):
+        print(
+            "  No owner account yet: create one with\n"
+            "    .venv/bin/python -m tandem.staff create-owner --email you@example.com",
+            flush=True,
+        )
+    print("Press Ctrl-C to stop.", flush=True)
 
     stopping = False
 

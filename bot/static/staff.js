@@ -558,7 +558,14 @@
     }
     $("chat-status").textContent = status + " · started " + T.formatTime(conversation.created_at);
     $("chat-claim").hidden = conversation.state !== "queued";
-    $("composer").hidden = !mineNow;
+    // After handing back to the bot, whoever did it (or the owner) can still wrap up: close
+    // with a resolution, which asks the customer for a rating.
+    var wrapUp = conversation.state === "bot" && conversation.returned_by != null &&
+      (conversation.returned_by === state.user.id || state.user.role === "owner");
+    $("composer").hidden = !(mineNow || wrapUp);
+    ["composer-tools", "reply-form", "transfer-group", "return-to-bot"].forEach(function (id) {
+      $(id).hidden = !mineNow;
+    });
 
     var list = $("transcript");
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
