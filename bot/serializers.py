@@ -6,6 +6,8 @@ from typing import Any
 
 from tandem.conversations.models import Conversation, Message
 
+_NAMES_STAFF = frozenset({"staff_joined", "transferred"})
+
 
 def is_internal(message: Message) -> bool:
     """A staff member's internal note: never shown to the customer."""
@@ -22,7 +24,12 @@ def message_view(message: Message) -> dict[str, Any]:
         "buttons": payload.get("buttons", []),
         # What a widget may render specially: queue_position, staff_joined, csat_request...
         "kind": payload.get("kind"),
-        "author": payload.get("staff_name") if message.sender == "staff" else None,
+        # Who wrote it, or who joined: the widget never has to parse names out of text.
+        "author": payload.get("staff_name")
+        if message.sender == "staff" or payload.get("kind") in _NAMES_STAFF
+        else None,
+        "position": payload.get("position"),
+        "wait_seconds": payload.get("wait_seconds"),
         "client_message_id": message.client_message_id,
         "status": message.status,
         "created_at": message.created_at.isoformat(),
