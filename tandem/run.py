@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tandem.config import PROJECT_ROOT, Settings, get_settings
-from tandem.db import make_engine, migrate, session_scope
+from tandem.db import make_engine, migrate, session_scope, utcnow
 from tandem.rasa_model import RasaSetupError, ensure_model, rasa_env, rasa_executable
 
 APP_PYTHON = sys.executable
@@ -309,8 +309,10 @@ def prepare_database(settings: Settings, *, seed: bool = True) -> None:
         seed_demo_database(settings.database_url)
 
 
-def seed_demo_database(url: str) -> None:
-    """Load the demo business once (a no-op when business data exists)."""
+def seed_demo_database(url: str, *, history: bool = True) -> None:
+    """Load the demo business once (a no-op when business data exists), with its canned
+    replies and four weeks of demo conversations for the dashboard (channel "demo")."""
+    from tandem.business.history import seed_history
     from tandem.business.seed import seed_demo
     from tandem.canned.service import seed_defaults
 
@@ -320,6 +322,8 @@ def seed_demo_database(url: str) -> None:
             # Canned replies only with a fresh demo: the owner may have deleted them since.
             if not seed_demo(session).skipped:
                 seed_defaults(session)
+                if history:
+                    seed_history(session, now=utcnow())
     finally:
         engine.dispose()
 
