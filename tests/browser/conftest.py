@@ -37,9 +37,13 @@ PHONE = {"width": 390, "height": 844}
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One Chromium for the session; each test opens its own contexts (cookies, storage)."""
+    """One Chromium per module; each test opens its own contexts (cookies, storage).
+
+    Not per session: Playwright's sync API keeps an event loop running in the main thread
+    while it is started, which would break every later test that calls asyncio.run().
+    """
     if not os.path.exists(CHROMIUM):
         reason = f"Chromium not found at {CHROMIUM} (scripts/chromium.sh installs it)"
         if os.environ.get("TANDEM_REQUIRE_SERVICES") == "1":
