@@ -166,7 +166,7 @@ class Stack:
         """A stack on free ports with its own seeded SQLite database (tests, benchmarks)."""
         database_url = f"sqlite:///{state_dir / 'tandem.db'}"
         migrate(database_url)
-        seed_demo_database(database_url)
+        seed_demo_database(database_url, history=True)
         settings = Settings(
             database_url=database_url,
             rasa_url=f"http://127.0.0.1:{free_port()}",
@@ -306,12 +306,12 @@ def prepare_database(settings: Settings, *, seed: bool = True) -> None:
     check_database(settings.database_url)
     migrate(settings.database_url)
     if seed:
-        seed_demo_database(settings.database_url)
+        seed_demo_database(settings.database_url, history=True)
 
 
-def seed_demo_database(url: str, *, history: bool = True) -> None:
-    """Load the demo business once (a no-op when business data exists), with its canned
-    replies and four weeks of demo conversations for the dashboard (channel "demo")."""
+def seed_demo_database(url: str, *, history: bool = False) -> None:
+    """Load the demo business once (a no-op when business data exists) with its canned
+    replies and, with `history`, four weeks of demo conversations (channel "demo")."""
     from tandem.business.history import seed_history
     from tandem.business.seed import seed_demo
     from tandem.canned.service import seed_defaults
