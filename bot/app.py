@@ -30,8 +30,8 @@ from bot import (
     views,
     ws,
 )
+from bot.desk import DeskError, HandoffDesk
 from bot.flows import ChatFlows
-from bot.handoff_desk import DeskError, HandoffDesk
 from bot.rasa_client import RasaClient
 from bot.schemas import MessageRejected
 from bot.scoring import SentimentBatcher

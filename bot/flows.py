@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.handoff_desk import (
+from bot.desk import (
     HandoffDesk,
     assess_turn,
     fold_late_score,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from bot.auth import CurrentStaff, Staff, StaffWithCsrf, require_csrf
-from bot.handoff_desk import HandoffDesk, StaffRef
+from bot.desk import HandoffDesk, StaffRef
 from bot.schemas import checked_text
 from bot.staff_team import team_view
 from tandem.staff.service import MAX_CAPACITY

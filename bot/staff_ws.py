@@ -6,7 +6,7 @@ every queue event, and the messages of conversations assigned to them or still w
 the owner sees all messages.
 
 Client -> server: {"type": "ping"} (also refreshes presence), {"type": "heartbeat"}
-Server -> client: the `staff` bus events (see bot/handoff_desk.py), {"type": "pong"}
+Server -> client: the `staff` bus events (see bot/desk/), {"type": "pong"}
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from bot.auth import SESSION_COOKIE, CurrentStaff
-from bot.handoff_desk import STAFF_TOPIC, HandoffDesk
+from bot.desk import STAFF_TOPIC, HandoffDesk
 from bot.origins import CLOSE_FORBIDDEN_ORIGIN, same_site
 from tandem.db import session_scope
 from tandem.staff import service

@@ -782,7 +782,7 @@ def test_a_restarted_in_process_gateway_puts_queued_chats_back(database_url: str
     ],
 )
 def test_bare_form_answers_carry_no_mood(text: str, felt: bool) -> None:
-    from bot.handoff_desk import carries_mood
+    from bot.desk import carries_mood
 
     assert carries_mood(Message(text=text, entities=[])) is felt
 
@@ -918,7 +918,7 @@ def test_no_thanks_leaves_the_form_and_keeps_the_ticket(gw: Gateway) -> None:
     ],
 )
 def test_parse_name(text: str, name: str | None) -> None:
-    from bot.handoff_desk import parse_name
+    from bot.desk import parse_name
 
     assert parse_name(text) == name
 
@@ -934,7 +934,7 @@ def test_parse_name(text: str, name: str | None) -> None:
     ],
 )
 def test_find_email(text: str, found: tuple[str | None, str | None]) -> None:
-    from bot.handoff_desk import find_email
+    from bot.desk import find_email
 
     assert find_email(text) == found
 

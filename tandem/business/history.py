@@ -2,7 +2,7 @@
 
 The conversations are scripted in `data/demo/history.yml` and stored through the real
 conversation service, the same calls the gateway makes (bot/flows.py and
-bot/handoff_desk.py): every state change is a `transition`, escalations carry the handoff
+bot/desk/): every state change is a `transition`, escalations carry the handoff
 policy's own decision, tickets are real ticket rows. Only the clock is scripted: the rows
 are back-dated to believable moments inside the shop's opening hours over the last days.
 
@@ -58,7 +58,7 @@ DEMO = {"demo": True}
 T = TypeVar("T")
 Track = Callable[[Iterable[T], str], Iterable[T]]
 
-# As in bot/handoff_desk.py: these intents carry no request of their own.
+# As in bot/desk/core.py: these intents carry no request of their own.
 _FILLER_INTENTS = frozenset(
     {"greet", "goodbye", "thanks", "affirm", "deny", "inform", "stop", "bot_challenge"}
 )
@@ -69,7 +69,7 @@ _OPEN_ORDERS = (
     OrderStatus.SHIPPED,
     OrderStatus.OUT_FOR_DELIVERY,
 )
-# The reasons an action's handoff adds (bot/handoff_desk.py _HANDOFF_REASONS).
+# The reasons an action's handoff adds (bot/desk/escalation.py _HANDOFF_REASONS).
 _ACTION_REASONS = {
     "request_human": Reason("asked_for_person", "asked for a person", "request_human"),
     "complaint": Reason("complaint", "customer is making a complaint", "complaint"),
@@ -282,7 +282,7 @@ def _entities(text: str) -> list[dict[str, Any]]:
 
 
 def _carries_mood(text: str) -> bool:
-    """As bot/handoff_desk.carries_mood: a bare order number or address says nothing."""
+    """As bot.desk.escalation.carries_mood: a bare order number or address says nothing."""
     return len(_WORD.findall(_DATA.sub(" ", text))) >= 2
 
 
@@ -542,7 +542,7 @@ class _Writer:
         return self.assess(message, turn)
 
     def assess(self, message: Message, turn: Turn) -> Decision:
-        """The gateway's per-turn bookkeeping and the real policy (bot/handoff_desk.py)."""
+        """The gateway's per-turn bookkeeping and the real policy (bot/desk/escalation.py)."""
         felt = message.sentiment_score if _carries_mood(message.text) else None
         self.mood.add_customer_message(message.text, felt)
         if turn.intent in self.policy.triggers.fallbacks.intents:
@@ -595,7 +595,7 @@ class _Writer:
 
     def forced(self, decision: Decision, trigger: str, customer: CustomerValue | None) -> Decision:
         """An action asked for a person, or the owner's handoff.yml no longer fires: escalate
-        anyway, worded as bot/handoff_desk.assess_turn words an action's handoff."""
+        anyway, worded as bot.desk.escalation.assess_turn words an action's handoff."""
         reason = _ACTION_REASONS.get(trigger, Reason(trigger, trigger.replace("_", " ")))
         codes = {r.code for r in decision.reasons}
         reasons = decision.reasons if reason.code in codes else [reason, *decision.reasons]

@@ -64,7 +64,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "handoff_open": (
         "I'll connect you with a person from our team. Someone will be with you shortly."
     ),
-    # the gateway's handoff flow (bot/handoff_desk.py)
+    # the gateway's handoff flow (bot/desk/)
     "handoff_queued": (
         "You're number {position} in line for a person from our team; the wait is about "
         "{wait}. They'll see our chat so far, so you won't need to repeat yourself."

@@ -31,7 +31,7 @@ class Conversation(Base):
     assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
     mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # Gateway bookkeeping for handoff: streak counters, the task intent, when staff took
-    # the chat, the offline contact flow's step (see bot/handoff_desk.py).
+    # the chat, the offline contact flow's step (see bot/desk/offline.py).
     handoff: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     resolution: Mapped[str | None] = mapped_column(Text)
     csat: Mapped[int | None] = mapped_column(Integer)

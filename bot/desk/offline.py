@@ -1,0 +1,326 @@
+"""The offline fallback: the ticket opened when nobody can take the chat, and the
+contact form (name, then e-mail or phone) the gateway runs for it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from bot.desk.core import CoreDesk, handoff_data
+from bot.serializers import message_view
+from handoff.policy import Decision
+from tandem.business.service import normalise_email, normalise_phone
+from tandem.conversations import service
+from tandem.conversations.models import Conversation, Message, Ticket
+from tandem.conversations.states import State
+from tandem.db import session_scope
+
+
+@dataclass(frozen=True)
+class OfflineStep:
+    """What the offline contact flow did with a customer message (see offline_step)."""
+
+    replies: list[dict[str, Any]] = field(default_factory=list)
+    forward: bool = False  # the ticket is complete: the bot has the conversation again
+    answer_first: bool = False  # not an answer to the form: the bot answers it first
+
+
+# ------------------------------------------------------------------ the contact form's answers
+
+_NAME_LEAD_IN = re.compile(
+    r"^(?:(?:hi|hello|hey|sure|ok|okay|yes)\b[\s,!.]*)?"
+    r"(?:it'?s|it is|i'?m|i am|this is|my name is|my name'?s|name'?s|name is|call me)\s+",
+    re.IGNORECASE,
+)
+# Letters (any script), then letters, spaces, hyphens and apostrophes.
+_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ '’-])*")
+_NAME_MAX_CHARS = 80
+_NAME_MAX_WORDS = 5
+# A message starting with one of these is a question or a request, not a name.
+_NOT_NAME_START = frozenset(
+    re.findall(
+        r"\S+",
+        """how what when where why who whom whose which can could do does did is are was were
+    will would should shall may might have has had i we you my our your the a an this that
+    there please tell show give send need want help track cancel return change book find
+    check where's what's how's when's who's don't dont not no yes ok okay hi hello hey
+    thanks thank sure yeah yep nope any anything something""",
+    )
+)
+# Words that name things a shop is asked about, never people.
+_NOT_NAME_WORDS = frozenset(
+    re.findall(
+        r"\S+",
+        """order orders refund refunds return returns price prices cost costs much many hours
+    open opening closed delivery shipping size sizes stock appointment booking blazer dress
+    shirt jacket coat shoes item items help question person human agent staff manager""",
+    )
+)
+_OPT_OUT = re.compile(
+    r"^(?:no,?\s*thanks?|no thank you|nope|no|cancel|stop|skip|never ?mind|forget it|"
+    r"i'?d rather not|rather not|not now|leave it)[\s.!]*$",
+    re.IGNORECASE,
+)
+_EMAIL_TOKEN = re.compile(r"\S*@\S*")
+_EMAIL_VALID = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+# Where an address is expected, only a clear question or request goes to the bot.
+_QUESTION_START = frozenset(
+    re.findall(
+        r"\S+",
+        """how what when where why who which can could do does did is are will would should
+        may please tell show give send track cancel return change book find check where's
+        what's how's when's who's""",
+    )
+)
+
+
+def is_opt_out(text: str) -> bool:
+    """The customer leaves the contact form: "no thanks", "cancel", "never mind"."""
+    return bool(_OPT_OUT.match(text.strip().replace("’", "'")))
+
+
+def looks_like_question(text: str) -> bool:
+    words = re.findall(r"[\w']+", text.lower().replace("’", "'"))
+    return "?" in text or (bool(words) and words[0] in _QUESTION_START)
+
+
+def parse_name(text: str) -> str | None:
+    """The customer's name from "Marcus Reed" or "it's Ana"; None for anything else.
+
+    A name is letters, spaces, hyphens and apostrophes, at most 80 characters and five
+    words; a question ("how much is the blazer"), a request or small talk is not one.
+    """
+    cleaned = text.strip().replace("’", "'").rstrip(".!")
+    if "?" in cleaned:
+        return None
+    cleaned = _NAME_LEAD_IN.sub("", cleaned, count=1).strip()
+    cleaned = re.sub(r"\s+", " ", cleaned)
+    if not cleaned or len(cleaned) > _NAME_MAX_CHARS or not _NAME.fullmatch(cleaned):
+        return None
+    words = cleaned.lower().split()
+    if len(words) > _NAME_MAX_WORDS or sum(c.isalpha() for c in cleaned) < 2:
+        return None
+    if words[0] in _NOT_NAME_START or any(w in _NOT_NAME_WORDS for w in words):
+        return None
+    return cleaned
+
+
+def find_email(text: str) -> tuple[str | None, str | None]:
+    """(a valid e-mail address, None), (None, what was typed as a broken one) or (None, None)."""
+    token = _EMAIL_TOKEN.search(text)
+    if token is None:
+        return None, None
+    candidate = token.group(0).strip("<>()[]\"',;:.!?")
+    if _EMAIL_VALID.match(candidate):
+        return normalise_email(candidate), None
+    return None, candidate[:80]
+
+
+class OfflineMixin(CoreDesk):
+    """Open the offline ticket and run its contact form."""
+
+    async def _go_offline(
+        self, conversation_id: str, decision: Decision, why: str, actor: str
+    ) -> list[dict[str, Any]]:
+        result = await run_in_threadpool(self._open_ticket, conversation_id, decision, why, actor)
+        if result is None:
+            return []
+        said, ticket_id = result
+        await self._say(conversation_id, [said])
+        await self.to_staff(
+            {"type": "ticket", "conversation_id": conversation_id, "ticket_id": ticket_id}
+        )
+        return [said]
+
+    def _open_ticket(
+        self, conversation_id: str, decision: Decision, why: str, actor: str
+    ) -> tuple[dict[str, Any], int] | None:
+        profile = self.profile()
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            if conversation.state not in (State.BOT, State.QUEUED):
+                return None
+            service.transition(
+                session,
+                conversation,
+                State.OFFLINE_TICKET,
+                actor=actor,
+                reason=f"{decision.summary} (nobody available: {why})",
+                data=decision.to_dict() | {"offline": why},
+            )
+            self._record_escalation(session, conversation, decision, actor)
+            customer_ids = [
+                m.id
+                for m in service.list_messages(session, conversation_id)
+                if m.sender == "customer"
+            ]
+            after_hours = self.staff_hours == "business" and not profile.is_open_at(now)
+            ticket = Ticket(
+                conversation_id=conversation_id,
+                reasons=[r.text for r in decision.reasons],
+                message_ids=customer_ids,
+                why_offline=why[:200],
+                reply_by=profile.next_opening(now) if after_hours else None,
+            )
+            session.add(ticket)
+            session.flush()
+            data = handoff_data(conversation)
+            data.update({"offline_step": "name", "ticket_id": ticket.id})
+            conversation.handoff = data
+            message, _ = service.add_message(
+                session,
+                conversation,
+                sender="bot",
+                text=profile.say("handoff_offline_ask_name", why=why),
+                payload={"kind": "offline_contact", "ticket_id": ticket.id},
+            )
+            session.flush()
+            return message_view(message), ticket.id
+
+    def offline_step(self, conversation_id: str, message_id: int) -> OfflineStep:
+        """The gateway-side contact flow for an offline ticket (storage thread).
+
+        The customer's message is the answer to "What's your name?" (then "e-mail or
+        phone?"), unless it is not one: a question or a request goes to the bot like any
+        other message (`answer_first`), and the form asks again afterwards
+        (`offline_reask`). "no thanks" or "cancel" leaves the form; the ticket keeps the
+        question. When the ticket is complete, `forward` sends the message to the bot.
+        """
+        profile = self.profile()
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            message = session.get_one(Message, message_id)
+            data = handoff_data(conversation)
+            ticket = session.get(Ticket, data.get("ticket_id")) if data.get("ticket_id") else None
+            step = data.get("offline_step")
+            if ticket is None or step not in ("name", "contact"):
+                service.transition(
+                    session,
+                    conversation,
+                    State.BOT,
+                    actor="customer",
+                    reason="the customer wrote again after leaving a ticket",
+                )
+                data.pop("offline_step", None)
+                conversation.handoff = data
+                return OfflineStep(forward=True)
+            ticket.message_ids = [*ticket.message_ids, message.id]
+            text = message.text.strip()
+            if is_opt_out(text):
+                return OfflineStep(self._leave_form(session, conversation, ticket, data))
+            reply: str | None = None
+            if step == "name":
+                name = parse_name(text)
+                if name is None:
+                    return OfflineStep(answer_first=True)  # a question, not a name
+                ticket.name = name
+                data["offline_step"] = "contact"
+                data.pop("offline_reasked", None)
+                reply = profile.say("handoff_offline_ask_contact", name=name)
+            else:
+                email, bad_email = find_email(text)
+                phone = None if email or bad_email else normalise_phone(text)
+                if bad_email:
+                    reply = profile.say("handoff_offline_email_invalid", email=bad_email)
+                elif not email and not phone:
+                    if looks_like_question(text):
+                        return OfflineStep(answer_first=True)
+                    reply = profile.say("handoff_offline_contact_invalid")
+                else:
+                    ticket.email, ticket.phone, ticket.status = email, phone, "open"
+                    data["offline_step"] = "done"
+                    when = (
+                        profile.say(
+                            "handoff_reply_by_opening",
+                            next_opening=profile.reopening(self.clock()),
+                        )
+                        if ticket.reply_by is not None
+                        else profile.say("handoff_reply_soon")
+                    )
+                    reply = profile.say(
+                        "handoff_offline_ticket",
+                        name=ticket.name or "",
+                        ticket=ticket.id,
+                        contact=email or phone,
+                        when=when,
+                    )
+                    service.record_event(
+                        session,
+                        conversation,
+                        kind="ticket_opened",
+                        actor="customer",
+                        reason=f"ticket #{ticket.id}",
+                        data={"ticket_id": ticket.id, "message_ids": ticket.message_ids},
+                    )
+            message.status = "held"
+            conversation.handoff = data
+            said, _ = service.add_message(
+                session,
+                conversation,
+                sender="bot",
+                text=reply,
+                payload={"kind": "offline_contact", "ticket_id": ticket.id},
+            )
+            session.flush()
+            return OfflineStep([message_view(said)])
+
+    def _leave_form(
+        self, session: Session, conversation: Conversation, ticket: Ticket, data: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The customer does not want to leave details: back to the bot, the ticket stays."""
+        message = session.get_one(Message, ticket.message_ids[-1])
+        message.status = "held"
+        ticket.status = "open"
+        data.pop("offline_step", None)
+        data.pop("offline_reasked", None)
+        conversation.handoff = data
+        service.transition(
+            session,
+            conversation,
+            State.BOT,
+            actor="customer",
+            reason="the customer declined to leave contact details",
+            data={"ticket_id": ticket.id},
+        )
+        profile = self.profile()
+        said, _ = service.add_message(
+            session,
+            conversation,
+            sender="bot",
+            text=profile.say(
+                "handoff_offline_left_form",
+                ticket_note=profile.say("handoff_offline_left_form_ticket", ticket=ticket.id),
+            ),
+            payload={"kind": "offline_contact", "ticket_id": ticket.id},
+        )
+        session.flush()
+        return [message_view(said)]
+
+    def offline_reask(self, conversation_id: str) -> list[dict[str, Any]]:
+        """After the bot answered a question mid-form: ask for the detail again, once."""
+        profile = self.profile()
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            data = handoff_data(conversation)
+            step = data.get("offline_step")
+            if conversation.state != State.OFFLINE_TICKET or step not in ("name", "contact"):
+                return []
+            if data.get("offline_reasked") == step:
+                return []  # asked again already: the form stays open, without nagging
+            data["offline_reasked"] = step
+            conversation.handoff = data
+            key = f"handoff_offline_ask_{step}_again"
+            said, _ = service.add_message(
+                session,
+                conversation,
+                sender="bot",
+                text=profile.say(key),
+                payload={"kind": "offline_contact", "ticket_id": data.get("ticket_id")},
+            )
+            session.flush()
+            return [message_view(said)]
