@@ -55,6 +55,15 @@ async def static_asset(name: str) -> FileResponse:
     )
 
 
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @router.get("/demo")
 async def demo_shop() -> FileResponse:
     """A demo shop page with the widget embedded by one <script> tag."""

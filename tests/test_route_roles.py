@@ -192,3 +192,10 @@ def test_session_cookie_flags(client: TestClient, tmp_path: Path) -> None:
     )
     assert "secure" in secure.headers["set-cookie"].lower()
     client.cookies.clear()
+
+
+def test_favicon_is_served(client: TestClient) -> None:
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("image/svg+xml")
