@@ -207,6 +207,7 @@ class CoreDesk:
                 State.WITH_STAFF,
                 actor=staff.actor,
                 reason=f"claimed by {staff.display_name}",
+                data={"staff_name": staff.display_name},
             )
             conversation.assigned_staff_id = staff.id
             data = handoff_data(conversation)

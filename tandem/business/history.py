@@ -669,7 +669,12 @@ class _Writer:
         """Claimed after a realistic wait, answered, closed, usually rated."""
         staff = self.plan.staff
         self.later(20, 300)
-        self.move(State.WITH_STAFF, actor=staff.actor, reason=f"claimed by {staff.label}")
+        self.move(
+            State.WITH_STAFF,
+            actor=staff.actor,
+            reason=f"claimed by {staff.label}",
+            data={"staff_name": staff.label},
+        )
         self.conversation.assigned_staff_id = staff.id
         claimed_at = self.at
         self.handoff["claimed_at"] = claimed_at.timestamp()

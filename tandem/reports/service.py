@@ -310,6 +310,14 @@ def staff_ids(conversation: Conversation) -> list[int]:
     return found
 
 
+def last_claimed_name(conversation: Conversation) -> str | None:
+    """The name recorded on the last claim, for claims with no account id behind them."""
+    for event in reversed(conversation.events):
+        if event.kind == "state_changed" and event.to_state == State.WITH_STAFF.value:
+            return (event.data or {}).get("staff_name")
+    return None
+
+
 def _frustration(conversation: Conversation) -> float | None:
     if conversation.mood:
         from sentiment.mood import Mood
@@ -342,6 +350,8 @@ def summarize(
     staff = None
     if held:
         staff = {"id": held[-1], "name": staff_names.get(held[-1], f"staff #{held[-1]}")}
+    elif name := last_claimed_name(conversation):
+        staff = {"id": None, "name": name}  # no account behind it (the demo history)
     frustration = _frustration(conversation)
     average = sum(scores) / len(scores) if scores else None
     return {
