@@ -91,8 +91,23 @@
   function showPane(paneId) {
     document.querySelector(".columns").dataset.active = paneId;
     Array.prototype.forEach.call(document.querySelectorAll(".tabs [role=tab]"), function (tab) {
-      tab.setAttribute("aria-selected", tab.dataset.pane === paneId ? "true" : "false");
+      var selected = tab.dataset.pane === paneId;
+      tab.setAttribute("aria-selected", selected ? "true" : "false");
+      tab.tabIndex = selected ? 0 : -1; // one tab stop; arrows move between tabs
     });
+  }
+
+  // The WAI-ARIA tabs pattern: Left/Right (and Home/End) move to and open a tab.
+  function onTabKey(event) {
+    var tabs = Array.prototype.slice.call(document.querySelectorAll(".tabs [role=tab]"));
+    var index = tabs.indexOf(event.currentTarget);
+    var next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[
+      event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    var tab = tabs[(next + tabs.length) % tabs.length];
+    showPane(tab.dataset.pane);
+    tab.focus();
   }
 
   // ------------------------------------------------------------------ login / start
@@ -837,6 +852,7 @@
     $("close-form").addEventListener("submit", closeConversation);
     Array.prototype.forEach.call(document.querySelectorAll(".tabs [role=tab]"), function (tab) {
       tab.addEventListener("click", function () { showPane(tab.dataset.pane); });
+      tab.addEventListener("keydown", onTabKey);
     });
     document.addEventListener("click", T.unlockAudio, { once: true });
   }

@@ -254,6 +254,15 @@ def test_two_staff_share_the_queue_and_one_handles_the_chat(
     expect(phone.get_by_test_id("reply-input")).to_be_visible()
     expect(phone.get_by_test_id("queue")).to_be_hidden()
     save_screenshot(phone, "staff-phone", readme=True)
+    # The tabs follow the ARIA tabs pattern: arrow keys move between them.
+    phone.locator("#tab-chat").focus()
+    phone.keyboard.press("ArrowRight")
+    expect(phone.locator("#tab-context")).to_be_focused()
+    expect(phone.locator("#tab-context")).to_have_attribute("aria-selected", "true")
+    expect(phone.get_by_test_id("context-profile")).to_be_visible()
+    phone.keyboard.press("Home")
+    expect(phone.locator("#tab-queue")).to_have_attribute("aria-selected", "true")
+    expect(phone.get_by_test_id("queue")).to_be_visible()
     phone.close()
 
     # Closing needs a resolution note.
