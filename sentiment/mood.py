@@ -28,6 +28,9 @@ COMPONENTS: tuple[str, ...] = (
     "punctuation", "profanity", "threat", "impatience",
 )  # fmt: skip
 STATE_VERSION = 1
+# Order numbers, e-mail addresses, phone numbers: data, not feelings (see carries_feeling).
+_DATA = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|[#+(]?\d[\d\s().-]*")
+_WORD = re.compile(r"[^\W\d_]{2,}")
 _THREAT_WORDING = {
     "leave": "threat to leave",
     "review": "threat of a bad review",
@@ -354,6 +357,14 @@ class Mood:
         reasons = ", ".join(c.detail for c in parts) or "calm"
         return f"frustration {self.frustration:.2f}: {reasons}"
 
+    def brief(self) -> dict[str, Any]:
+        """The short form staff and the log show: index, explanation and rolling score."""
+        return {
+            "frustration": round(self.frustration, 4),
+            "explanation": self.explain(),
+            "ema": None if self.ema is None else round(self.ema, 4),
+        }
+
     def snapshot(self) -> dict[str, Any]:
         """What a dashboard needs: index, escalation flag, explanation and components."""
         return {
@@ -402,3 +413,15 @@ class Mood:
         mood.details.update({str(k): str(v) for k, v in data["details"].items()})
         mood.peak = float(data.get("peak", 0.0))
         return mood
+
+
+def carries_feeling(text: str, spans: Iterable[tuple[int, int]] = ()) -> bool:
+    """False for a bare answer to a form ("10482", "jane@example.com", "yes").
+
+    `spans` are NLU entity offsets to ignore as well. A model still scores such a
+    message, but an order number or an e-mail address says nothing about how the
+    customer feels, so a Mood should not count it.
+    """
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+    return len(_WORD.findall(_DATA.sub(" ", text))) >= 2

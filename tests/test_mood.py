@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sentiment_fixtures import trained_model_path
 
-from sentiment.mood import COMPONENTS, Mood, MoodSettings
+from sentiment.mood import COMPONENTS, Mood, MoodSettings, carries_feeling
 
 Turn = tuple[str, float, str | None]  # customer text, sentiment score, bot event after it
 
@@ -182,3 +182,24 @@ def test_accepts_real_analyzer_scores() -> None:
     ]
     assert trace[-1] > trace[0]
     assert mood.should_escalate, mood.explain()
+
+
+def test_form_answers_carry_no_feeling_and_entities_are_ignored() -> None:
+
+
+    assert not carries_feeling("10482")
+    assert not carries_feeling("jane@example.com")
+    assert not carries_feeling("+1 (312) 555-0142")
+    assert carries_feeling("this is taking forever")
+    # An entity span (e.g. a product name) is ignored like data.
+    assert not carries_feeling("tailored blazer", [(0, 15)])
+
+
+def test_brief_is_the_short_form_of_the_snapshot() -> None:
+
+
+    mood = Mood()
+    brief = mood.brief()
+    assert set(brief) == {"frustration", "explanation", "ema"}
+    assert brief["frustration"] == mood.snapshot()["frustration"]
+    assert brief["explanation"].startswith("frustration ")

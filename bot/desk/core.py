@@ -225,14 +225,7 @@ class CoreDesk:
 
 
 def _mood_brief(mood: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not mood:
-        return None
-    restored = Mood.from_dict(mood)
-    return {
-        "frustration": round(restored.frustration, 4),
-        "explanation": restored.explain(),
-        "ema": None if restored.ema is None else round(restored.ema, 4),
-    }
+    return Mood.from_dict(mood).brief() if mood else None
 
 
 def _last_decision(session: Session, conversation_id: str) -> dict[str, Any]:

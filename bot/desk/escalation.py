@@ -3,7 +3,6 @@ queueing a conversation for staff, or auto-assigning it."""
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ from handoff.policy import (
 )
 from handoff.queue import QueueEntry
 from sentiment.analyzer import SentimentScores
-from sentiment.mood import Mood
+from sentiment.mood import Mood, carries_feeling
 from tandem.business.models import Customer, Order, OrderStatus
 from tandem.business.service import normalise_order_number
 from tandem.conversations import service
@@ -56,23 +55,14 @@ def record_sentiment(message: Message, scores: SentimentScores | None) -> None:
     message.sentiment_score = float(scores.score)
 
 
-_DATA = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|[#+(]?\d[\d\s().-]*")
-_WORD = re.compile(r"[^\W\d_]{2,}")
+def entity_spans(message: Message) -> list[tuple[int, int]]:
+    spans = ((e.get("start"), e.get("end")) for e in message.entities or [])
+    return [(s, e) for s, e in spans if isinstance(s, int) and isinstance(e, int)]
 
 
 def carries_mood(message: Message) -> bool:
-    """False for a bare answer to a form ("10482", "jane@example.com", "yes").
-
-    The model's score is still stored on such a message, but an order number or an
-    e-mail address says nothing about how the customer feels, so the Mood and the
-    negative streak do not count it.
-    """
-    text = message.text
-    for entity in sorted(message.entities or [], key=lambda e: -(e.get("start") or 0)):
-        start, end = entity.get("start"), entity.get("end")
-        if isinstance(start, int) and isinstance(end, int):
-            text = text[:start] + " " + text[end:]
-    return len(_WORD.findall(_DATA.sub(" ", text))) >= 2
+    """Whether the Mood and the negative streak count this message (see carries_feeling)."""
+    return carries_feeling(message.text, entity_spans(message))
 
 
 def mood_scores(message: Message, scores: SentimentScores | None) -> SentimentScores | None:

@@ -43,7 +43,7 @@ from handoff.policy import (
     update_negative_streak,
     value_boost,
 )
-from sentiment.mood import Mood
+from sentiment.mood import Mood, carries_feeling
 from tandem.business.models import Customer, Order, OrderStatus, Product
 from tandem.business.profile import BusinessProfile, get_profile
 from tandem.config import PROJECT_ROOT
@@ -85,8 +85,6 @@ _STATUS_TEXT = {
 }
 _ORDER_NUMBER = re.compile(r"\b\d{5}\b")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
-_DATA = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|[#+(]?\d[\d\s().-]*")
-_WORD = re.compile(r"[^\W\d_]{2,}")
 # Room left before closing for the longest scripted conversation.
 _LONGEST_CHAT = timedelta(minutes=25)
 
@@ -279,19 +277,6 @@ def _entities(text: str) -> list[dict[str, Any]]:
         for m in _EMAIL.finditer(text)
     ]
     return [e | {"extractor": "DIETClassifier"} for e in found]
-
-
-def _carries_mood(text: str) -> bool:
-    """As bot.desk.escalation.carries_mood: a bare order number or address says nothing."""
-    return len(_WORD.findall(_DATA.sub(" ", text))) >= 2
-
-
-def _mood_brief(mood: Mood) -> dict[str, Any]:
-    return {
-        "frustration": round(mood.frustration, 4),
-        "explanation": mood.explain(),
-        "ema": None if mood.ema is None else round(mood.ema, 4),
-    }
 
 
 # ------------------------------------------------------------------ planning
@@ -543,7 +528,7 @@ class _Writer:
 
     def assess(self, message: Message, turn: Turn) -> Decision:
         """The gateway's per-turn bookkeeping and the real policy (bot/desk/escalation.py)."""
-        felt = message.sentiment_score if _carries_mood(message.text) else None
+        felt = message.sentiment_score if carries_feeling(message.text) else None
         self.mood.add_customer_message(message.text, felt)
         if turn.intent in self.policy.triggers.fallbacks.intents:
             self.mood.bot_fallback()
@@ -642,7 +627,7 @@ class _Writer:
                     "priority": decision.priority,
                     "reasons": [r.text for r in decision.reasons],
                     "decision": decision.to_dict(),
-                    "mood": _mood_brief(self.mood),
+                    "mood": self.mood.brief(),
                 },
             )
         )
