@@ -153,7 +153,9 @@ def create_app(
     app.state.engine = engine
     app.state.desk = desk
     app.state.scorer = scorer
-    app.state.flows = ChatFlows(engine, rasa, bus, desk, scorer, policy)
+    app.state.flows = ChatFlows(
+        engine, rasa, bus, desk, scorer, policy, policy_file=settings.handoff_file
+    )
     app.add_middleware(BodySizeLimit)
     # The widget on the business's own site calls the customer API cross-origin; no
     # cookies are involved (a conversation id is the widget's only credential).

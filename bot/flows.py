@@ -10,6 +10,7 @@ import asyncio
 import logging
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -26,7 +27,7 @@ from bot.desk import (
 from bot.rasa_client import RasaClient, RasaTurn, RasaUnavailable
 from bot.scoring import SentimentBatcher
 from bot.serializers import conversation_view, is_internal, message_view
-from handoff.policy import Decision, PolicySettings
+from handoff.policy import Decision, PolicyError, PolicySettings, load_policy
 from sentiment.analyzer import SentimentScores
 from tandem.bus import EventBus, conversation_topic
 from tandem.conversations import service
@@ -35,6 +36,13 @@ from tandem.conversations.states import BOT_HANDLES, State
 from tandem.db import session_scope
 
 logger = logging.getLogger(__name__)
+
+
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
 
 BOT_UNAVAILABLE_TEXT = (
     "Sorry, I'm having trouble answering right now. Your message is saved, "
@@ -79,6 +87,7 @@ class ChatFlows:
         desk: HandoffDesk,
         scorer: SentimentBatcher,
         policy: PolicySettings,
+        policy_file: Path | None = None,
     ) -> None:
         self.engine = engine
         self.rasa = rasa
@@ -88,6 +97,10 @@ class ChatFlows:
         # Scores that arrive after their turn (the model was still loading), being stored.
         self._late_scores: set[asyncio.Task[None]] = set()
         self.use_policy(policy)
+        # The owner's file: re-read when it changes, so that every gateway process follows
+        # an edit made through another one (or by hand).
+        self.policy_file = policy_file
+        self._policy_mtime = _mtime(policy_file)
         # One turn at a time per conversation, so replies keep the customer's order.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -95,6 +108,19 @@ class ChatFlows:
         """Apply a new handoff policy from the next turn on (the owner edited it)."""
         self.policy = policy
         self.fallback_intents = frozenset(policy.triggers.fallbacks.intents)
+
+    def follow_policy_file(self) -> None:
+        mtime = _mtime(self.policy_file)
+        if self.policy_file is None or mtime is None or mtime == self._policy_mtime:
+            return
+        self._policy_mtime = mtime
+        try:
+            self.use_policy(load_policy(self.policy_file))
+        except PolicyError as error:
+            # A broken edit must not stop the chat: keep the policy that worked.
+            logger.error("%s; keeping the handoff policy in force", error)
+            return
+        logger.info("handoff policy reloaded from %s", self.policy_file)
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -151,6 +177,7 @@ class ChatFlows:
         `text` is what the customer saw and is stored; a quick-reply button's
         `button_payload` (such as "/affirm") is what Rasa receives instead.
         """
+        self.follow_policy_file()
         async with self._lock(conversation_id):
             incoming = await run_in_threadpool(
                 self._store_incoming, conversation_id, text, client_message_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -1043,3 +1044,31 @@ def test_a_message_does_not_wait_for_the_sentiment_model_to_load(database_url: s
         latest = [m for m in messages(gateway.engine, chat) if m.sender == "customer"][-1]
         assert latest.sentiment_score is not None and latest.sentiment_score > 0.5
         assert (latest.payload or {}).get("sentiment") is None
+
+
+def test_every_gateway_follows_an_edited_policy_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dashboard saves handoff.yml in one process; the others pick it up by its mtime."""
+    from bot.flows import ChatFlows
+    from handoff.policy import load_policy
+    from tandem.config import PROJECT_ROOT
+
+    path = tmp_path / "handoff.yml"
+    path.write_text((PROJECT_ROOT / "handoff.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    flows = ChatFlows(None, None, None, None, None, load_policy(path), policy_file=path)  # type: ignore[arg-type]
+    assert flows.policy.triggers.frustration.threshold == 0.70
+
+    def rewrite(text: str, step: int) -> None:
+        before = path.stat().st_mtime_ns
+        path.write_text(text, encoding="utf-8")
+        os.utime(path, ns=(before + step * 10**9, before + step * 10**9))
+
+    rewrite(path.read_text(encoding="utf-8").replace("threshold: 0.70", "threshold: 0.55"), 1)
+    flows.follow_policy_file()
+    assert flows.policy.triggers.frustration.threshold == 0.55
+    # A broken edit is reported and the policy in force stays.
+    rewrite("triggers: [not, a, mapping", 2)
+    flows.follow_policy_file()
+    assert flows.policy.triggers.frustration.threshold == 0.55
+    assert "keeping the handoff policy in force" in caplog.text
