@@ -402,6 +402,9 @@ def test_log_filters_by_staff_member_and_pages(engine: Engine, world: World) -> 
     page = run_log(engine, page="2", page_size="2")
     assert page["total"] == 5 and letters(world, page) == ["C", "B"]
     assert run_log(engine, page="9")["conversations"] == []
+    # Paging after a filter that is decided from events, not SQL.
+    negative = run_log(engine, sentiment="negative", page="2", page_size="2")
+    assert negative["total"] == 3 and letters(world, negative) == ["B"]
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,14 @@ def _candidates(session: Session, filters: LogFilters) -> Any:
     return query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
 
 
+def needs_events(filters: LogFilters) -> bool:
+    """Whether a filter is decided from the events and scores, not by SQL."""
+    return any(
+        value is not None
+        for value in (filters.outcome, filters.reason, filters.staff_id, filters.sentiment)
+    )
+
+
 def _matches(found: Found, filters: LogFilters) -> bool:
     conversation = found.conversation
     if filters.outcome is not None and log_outcome(conversation) != filters.outcome:
@@ -120,17 +128,20 @@ def query_log(
     session: Session, filters: LogFilters, *, page: int, page_size: int, masker: Masker
 ) -> dict[str, Any]:
     """One page of the log (GET /api/owner/log)."""
-    matching = list(iter_matching(session, filters))
-    names = staff_names(session)
     start = (page - 1) * page_size
+    if needs_events(filters):
+        matching = list(iter_matching(session, filters))
+        total, shown = len(matching), matching[start : start + page_size]
+    else:
+        # SQL alone decides: load only this page's conversations, not every match.
+        ids = candidate_ids(session, filters)
+        total, shown = len(ids), load_matching(session, ids[start : start + page_size], filters)
+    names = staff_names(session)
     return {
-        "total": len(matching),
+        "total": total,
         "page": page,
         "page_size": page_size,
-        "conversations": [
-            summarize(f.conversation, f.customer, names, masker)
-            for f in matching[start : start + page_size]
-        ],
+        "conversations": [summarize(f.conversation, f.customer, names, masker) for f in shown],
     }
 
 
