@@ -1,5 +1,5 @@
 # The two commands of the README are `make run` and `make test`; both install what is missing.
-.PHONY: setup run test lint train validate bench
+.PHONY: setup run test test-fast lint train validate bench
 SHELL := /bin/bash
 
 setup:
@@ -10,6 +10,12 @@ run: setup
 
 test: setup
 	@bash scripts/test.sh
+
+# A few minutes: lint and every test that needs no Rasa, PostgreSQL, Redis, browser or trained
+# model (tests get those marks automatically, see tests/conftest.py).
+test-fast: setup
+	@.venv/bin/ruff check .
+	@.venv/bin/python -m pytest -q -m "not rasa and not postgres and not redis and not browser and not model" $(ARGS)
 
 lint: setup
 	@.venv/bin/ruff check .

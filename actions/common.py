@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
+from handoff.signals import HandoffSignal, IdentifiedSignal, to_custom
 from tandem.business.profile import BusinessProfile, get_profile
 from tandem.business.service import BusinessService
 from tandem.db import get_engine, session_scope, utcnow
@@ -82,11 +83,12 @@ def person_buttons() -> list[dict[str, str]]:
 
 
 def handoff_payload(reason: str, text: str) -> dict[str, Any]:
-    return {"tandem": {"type": "handoff", "reason": reason, "text": text}}
+    """Ask the gateway for a person (handoff.signals is the contract both sides share)."""
+    return to_custom(HandoffSignal(reason=reason, text=text))
 
 
 def identified_payload(customer_id: int, via: str) -> dict[str, Any]:
-    return {"tandem": {"type": "identified", "customer_id": customer_id, "via": via}}
+    return to_custom(IdentifiedSignal(customer_id=customer_id, via=via))
 
 
 def reset_slots(*names: str) -> list[EventType]:

@@ -1,4 +1,9 @@
-"""Handing the conversation to a person (custom payload read by the gateway)."""
+"""Handing the conversation to a person (a typed handoff signal the gateway reads).
+
+The action only says why and acknowledges; whether a person can take the chat now
+(opening hours, STAFF_HOURS, who is online) is decided once, by the gateway's desk,
+which then says the queue position or opens the offline form.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-import actions.common as common
 from actions.common import handoff_payload, profile
-
-
-def staff_availability_note() -> str | None:
-    """None when the shop is open (someone can answer now), else when they will."""
-    p = profile()
-    now = common.clock()
-    if p.is_open_now(now):
-        return None
-    return p.say("handoff_closed", next_opening=p.reopening(now))
 
 
 class ActionRequestHuman(Action):
@@ -27,7 +22,7 @@ class ActionRequestHuman(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        text = staff_availability_note() or profile().say("handoff_open")
+        text = profile().say("handoff_open")
         dispatcher.utter_message(json_message=handoff_payload("request_human", text))
         return []
 
@@ -39,7 +34,6 @@ class ActionComplaint(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        closed_note = staff_availability_note()
-        text = profile().say("complaint") + (f" {closed_note}" if closed_note else "")
+        text = profile().say("complaint")
         dispatcher.utter_message(json_message=handoff_payload("complaint", text))
         return []

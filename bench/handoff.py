@@ -37,6 +37,7 @@ from bench.results import record_section
 from handoff.policy import load_policy
 from handoff.queue import HandoffQueue, InProcessQueue, QueueEntry
 from handoff.replay import load_scenarios, replay_scenario, sentiment_tools
+from tandem.config import get_settings
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "handoff_scenarios.yml"
 
@@ -64,7 +65,7 @@ class PolicyFigures:
 
 
 def measure_policy(use_analyzer: bool) -> tuple[PolicyFigures, str]:
-    settings = load_policy()
+    settings = load_policy(get_settings().handoff_file)
     tools = sentiment_tools(use_analyzer=use_analyzer)
     figures = PolicyFigures(0, 0, 0, 0, 0, 0, 0, [])
     for scenario in load_scenarios(SCENARIOS):
@@ -171,9 +172,9 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
     from websockets.asyncio.client import connect
 
     from bot.app import create_app
+    from handoff.policy import Decision, Reason
     from tandem.config import Settings
-    from tandem.conversations import service
-    from tandem.conversations.states import State
+    from tandem.conversations import service, transitions
     from tandem.db import migrate, session_scope
     from tandem.staff import service as staff_service
 
@@ -196,7 +197,8 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
         )
         token = staff_service.start_session(session, user).token
         conversation = service.create_conversation(session)
-        service.transition(session, conversation, State.QUEUED, actor="bench", reason="bench")
+        bench = Decision("escalate", 1, [Reason("bench", "bench")])
+        transitions.escalate(session, conversation, bench, actor="bench")
         conversation_id = conversation.id
     servers = [await _serve(customer_app)]
     if staff_app is not customer_app:

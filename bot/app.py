@@ -30,21 +30,24 @@ from bot import (
     views,
     ws,
 )
-from bot.desk import DeskError, HandoffDesk
-from bot.flows import ChatFlows
 from bot.rasa_client import RasaClient
 from bot.schemas import MessageRejected
-from bot.scoring import SentimentBatcher
 from handoff.factory import make_queue
 from handoff.policy import load_policy
-from tandem.bus import make_bus
-from tandem.business.profile import load_profile
+from handoff.queue import HandoffQueue
+from tandem.bus import EventBus, make_bus
+from tandem.business.profile import BusinessProfile, load_profile
 from tandem.config import DEMO_IDENTITY_SECRET, Settings, get_settings
+from tandem.conversations.assistant import Assistant
+from tandem.conversations.effects import Publisher
+from tandem.conversations.flow import ChatFlows
 from tandem.conversations.service import ConversationNotFound
 from tandem.conversations.states import InvalidTransition
 from tandem.db import make_engine, utcnow
+from tandem.desk import AvailabilityService, Conflict, DeskError, HandoffDesk, NotHolder
 from tandem.models import Base  # noqa: F401  (registers every table for relationships)
 from tandem.privacy.retention import retention_loop
+from tandem.scoring import SentimentBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +67,23 @@ class BodySizeLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
+# How the views answer a desk refusal.
+DESK_ERROR_STATUS: dict[type[DeskError], int] = {Conflict: 409, NotHolder: 403}
+
+
 def create_app(
     settings: Settings | None = None,
     engine: Engine | None = None,
     *,
+    assistant: Assistant | None = None,
     scorer: SentimentBatcher | None = None,
     clock: Callable[[], datetime] = utcnow,
+    bus: EventBus | None = None,
+    queue: HandoffQueue | None = None,
 ) -> FastAPI:
-    """The gateway. `scorer` and `clock` are for tests (a fake model, a fixed time)."""
+    """The gateway, with its collaborators injected (tests pass their own: an assistant
+    that answers from a script, a scorer with a small model, a fixed clock); each one left
+    out is built from the settings."""
     settings = settings or get_settings()
     if settings.identity_secret == DEMO_IDENTITY_SECRET and not settings.database_url.startswith(
         "sqlite"
@@ -82,17 +94,21 @@ def create_app(
             "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
         )
     engine = engine or make_engine(settings.database_url)
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_seconds)
+    rasa: Assistant = assistant or RasaClient(settings.rasa_url, settings.rasa_timeout_seconds)
     # Read the owner's files now: a mistake in them stops the start with a clear message.
     policy = load_policy(settings.handoff_file)
     load_profile(settings.business_file)
     # With REDIS_URL, the queue and the bus are shared by every gateway process.
-    bus = make_bus(settings.redis_url, settings.redis_prefix)
-    queue = make_queue(
+    bus = bus or make_bus(settings.redis_url, settings.redis_prefix)
+    queue = queue or make_queue(
         settings.redis_url,
         settings.redis_prefix,
         presence_ttl_seconds=settings.staff_presence_ttl_seconds,
     )
+    publisher = Publisher(bus)
+
+    def profile() -> BusinessProfile:
+        return load_profile(settings.business_file)  # re-read: the owner may edit it
     scorer = scorer or SentimentBatcher(
         enabled=settings.sentiment_enabled,
         max_batch=settings.sentiment_batch_size,
@@ -101,10 +117,12 @@ def create_app(
     desk = HandoffDesk(
         engine,
         rasa,
-        bus,
+        publisher,
         queue,
-        profile=lambda: load_profile(settings.business_file),
-        staff_hours=settings.staff_hours,
+        profile=profile,
+        availability=AvailabilityService(
+            queue, profile, staff_hours=settings.staff_hours, clock=clock
+        ),
         assignment=settings.handoff_assignment,
         clock=clock,
     )
@@ -154,7 +172,7 @@ def create_app(
     app.state.desk = desk
     app.state.scorer = scorer
     app.state.flows = ChatFlows(
-        engine, rasa, bus, desk, scorer, policy, policy_file=settings.handoff_file
+        engine, rasa, publisher, desk, scorer, policy, policy_file=settings.handoff_file
     )
     app.add_middleware(BodySizeLimit)
     # The widget on the business's own site calls the customer API cross-origin; no
@@ -179,7 +197,9 @@ def create_app(
 
     @app.exception_handler(DeskError)
     async def _desk_error(_: Request, error: DeskError) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, status_code=error.status)
+        return JSONResponse(
+            {"detail": error.detail}, status_code=DESK_ERROR_STATUS.get(type(error), 422)
+        )
 
     @app.exception_handler(MessageRejected)
     async def _rejected(_: Request, error: MessageRejected) -> JSONResponse:

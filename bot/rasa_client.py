@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from tandem.conversations.assistant import AssistantTurn, AssistantUnavailable
+
 logger = logging.getLogger(__name__)
 
+# Rasa is the gateway's assistant (tandem.conversations.assistant.Assistant).
+RasaTurn = AssistantTurn
 
-class RasaUnavailable(RuntimeError):
+
+class RasaUnavailable(AssistantUnavailable):
     """Rasa did not answer in time, or answered with an error."""
-
-
-@dataclass(frozen=True)
-class RasaTurn:
-    parse_data: dict[str, Any]
-    messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RasaClient:

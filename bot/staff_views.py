@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from bot.auth import CurrentStaff, Staff, StaffWithCsrf, require_csrf
-from bot.desk import HandoffDesk, StaffRef
 from bot.schemas import checked_text
 from bot.staff_team import team_view
+from tandem.desk import HandoffDesk
+from tandem.staff.actor import StaffRef
 from tandem.staff.service import MAX_CAPACITY
 
 router = APIRouter(prefix="/api/staff", tags=["staff"], dependencies=[Depends(require_csrf)])

@@ -6,7 +6,7 @@ every queue event, and the messages of conversations assigned to them or still w
 the owner sees all messages.
 
 Client -> server: {"type": "ping"} (also refreshes presence), {"type": "heartbeat"}
-Server -> client: the `staff` bus events (see bot/desk/), {"type": "pong"}
+Server -> client: the `staff` bus events (see tandem/desk/), {"type": "pong"}
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from bot.auth import SESSION_COOKIE, CurrentStaff
-from bot.desk import STAFF_TOPIC, HandoffDesk
 from bot.origins import CLOSE_FORBIDDEN_ORIGIN, same_site
+from tandem.conversations.effects import STAFF_TOPIC
 from tandem.db import session_scope
+from tandem.desk import HandoffDesk
 from tandem.staff import service
 
 router = APIRouter()
@@ -61,7 +62,7 @@ async def staff_socket(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_UNAUTHENTICATED)
         return
     desk: HandoffDesk = websocket.app.state.desk
-    async with desk.bus.subscribe(STAFF_TOPIC) as events:
+    async with desk.publisher.bus.subscribe(STAFF_TOPIC) as events:
         await websocket.send_json({"type": "ready", "staff_id": staff.id})
         pusher = asyncio.create_task(_push(websocket, events, staff))
         try:

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from bot.flows import ChatFlows
 from bot.schemas import Csat, CustomerMessage, MessageRejected, NewConversation, checked_text
 from handoff.identity import IdentityError, verify_identity
 from tandem.business.models import Customer
 from tandem.business.profile import get_profile
 from tandem.conversations import service
+from tandem.conversations.flow import ChatFlows
 from tandem.conversations.states import State
 from tandem.db import session_scope
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from bot.flows import ChatFlows
 from bot.origins import CLOSE_FORBIDDEN_ORIGIN, origin_allowed
 from bot.schemas import MessageRejected, checked_text
 from tandem.bus import conversation_topic
+from tandem.conversations.flow import ChatFlows
 from tandem.conversations.service import ConversationNotFound
 
 router = APIRouter()

@@ -37,10 +37,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tandem.config import PROJECT_ROOT
-
-DEFAULT_POLICY_PATH = PROJECT_ROOT / "handoff.yml"
-
 # Float noise (0.1 + 0.6 = 0.69999...) must not decide a boundary case.
 EPSILON = 1e-9
 
@@ -228,12 +224,12 @@ def _describe(source: str, error: ValidationError) -> str:
 
 
 def load_policy(path: str | Path | None = None) -> PolicySettings:
-    """Read handoff.yml (default: the project root's); a missing file means all defaults."""
-    policy_path = Path(path) if path is not None else DEFAULT_POLICY_PATH
-    if not policy_path.exists():
-        if path is not None:
-            raise PolicyError(f"{policy_path}: no such handoff policy file")
+    """Read the owner's handoff.yml at `path` (the app passes its setting); None: defaults."""
+    if path is None:
         return PolicySettings()
+    policy_path = Path(path)
+    if not policy_path.exists():
+        raise PolicyError(f"{policy_path}: no such handoff policy file")
     try:
         data = yaml.safe_load(policy_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -277,27 +273,6 @@ class Signals:
     basket_value: float | None = None  # a basket the customer stated (entities, cart)
 
 
-def update_negative_streak(streak: int, score: float | None, settings: PolicySettings) -> int:
-    """The negative-turn counter after one more customer message (unscored turns keep it)."""
-    if score is None:
-        return streak
-    return streak + 1 if score <= settings.triggers.negative_streak.score_cutoff + EPSILON else 0
-
-
-def update_fallback_streak(streak: int, intent: str | None, settings: PolicySettings) -> int:
-    """The consecutive-fallback counter after one more customer message."""
-    return streak + 1 if intent in settings.triggers.fallbacks.intents else 0
-
-
-def update_intent_streak(
-    streak: int, previous_intent: str | None, intent: str | None, settings: PolicySettings
-) -> int:
-    """How many turns in a row the customer has asked `intent` (0 for ignored intents)."""
-    if not intent or intent in settings.triggers.repeated_intent.ignore:
-        return 0
-    return streak + 1 if intent == previous_intent else 1
-
-
 # --------------------------------------------------------------------------- decision
 
 
@@ -310,11 +285,19 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """Something the policy noticed that did not fire; `code` is what code may test."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     action: Literal["stay", "escalate"]
     priority: int = 0
     reasons: list[Reason] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     triggers: list[str] = field(default_factory=list)  # names of the fired triggers
 
     @property
@@ -332,7 +315,8 @@ class Decision:
             "priority": self.priority,
             "triggers": list(self.triggers),
             "reasons": [asdict(reason) for reason in self.reasons],
-            "notes": list(self.notes),
+            "notes": [note.text for note in self.notes],
+            "note_codes": [note.code for note in self.notes],
         }
 
 
@@ -383,12 +367,12 @@ def _frustration_detail(explanation: str | None) -> str:
 def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
     """Stay with the bot, or escalate with a priority and the reasons (pure function)."""
     if not settings.enabled:
-        return Decision("stay", notes=["handoff policy disabled"])
+        return Decision("stay", notes=[Note("disabled", "handoff policy disabled")])
     triggers = settings.triggers
     cur = settings.currency_symbol
     fired: dict[str, int] = {}  # trigger name -> priority
     reasons: list[Reason] = []
-    notes: list[str] = []
+    notes: list[Note] = []
 
     def fire(trigger: str, priority: int, reason: Reason) -> None:
         fired[trigger] = priority
@@ -401,8 +385,11 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
     )
     if intent and not confident:
         notes.append(
-            f"intent {intent} at confidence {signals.intent_confidence:.2f} "
-            f"< {settings.min_intent_confidence:.2f}: not trusted"
+            Note(
+                "low_confidence",
+                f"intent {intent} at confidence {signals.intent_confidence:.2f} "
+            f"< {settings.min_intent_confidence:.2f}: not trusted",
+            )
         )
     trusted_intent = intent if confident else None
     text = signals.text or ""
@@ -524,7 +511,9 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
         # Never route on an unsigned claim; say so, so staff know why it was ignored.
         for reason in value_reasons:
             claim = reason.text.replace("customer tier ", "")
-            notes.append(f"customer claims {claim} but is not verified: ignored")
+            notes.append(
+                Note("unverified_claim", f"customer claims {claim} but is not verified: ignored")
+            )
         value_reasons = []
 
     purchase = triggers.purchase_intent
@@ -568,8 +557,11 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
                 fire("high_value", value.priority, reason)
         else:
             notes.append(
-                "; ".join(r.text for r in boost_reasons(value_reasons))
-                + ": raises the priority of a handoff, does not start one"
+                Note(
+                    "value_priority_only",
+                    "; ".join(r.text for r in boost_reasons(value_reasons))
+                    + ": raises the priority of a handoff, does not start one",
+                )
             )
 
     if not fired:
@@ -578,7 +570,7 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
     priority = max(fired.values()) + min(extra * settings.combined_bump, settings.max_combined_bump)
     if signals.already_escalated:
         # The gateway may still raise the queued entry's priority from these reasons.
-        notes.append("already escalated: no new handoff")
+        notes.append(Note("already_escalated", "already escalated: no new handoff"))
         return Decision("stay", priority, reasons, notes, list(fired))
     return Decision("escalate", priority, reasons, notes, list(fired))
 

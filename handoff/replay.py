@@ -1,6 +1,6 @@
-"""Replay a scripted or stored conversation through the sentiment Mood and the policy.
+"""Replay a scripted conversation through the one per-turn step (`handoff.turn`).
 
-Shared by the dry-run CLI (`python -m handoff.dryrun`), the scenario tests and
+Shared by the dry-run CLI (`python -m tandem.dryrun`), the scenario tests and
 `bench/handoff.py`. A scenario file is YAML:
 
     scenarios:
@@ -16,12 +16,14 @@ Shared by the dry-run CLI (`python -m handoff.dryrun`), the scenario tests and
             fallback: false          # optional; default: intent is a fallback intent
             order_value: 640         # optional: the order being cancelled
             basket_value: 1200       # optional: a basket the customer stated
+            handoff_request: complaint  # optional: an action asked for a person
+            bot: "what the bot said"  # optional context, not used by the step
 
 A dry-run file holds one scenario at the top level (the same keys, without `scenarios`).
 
-Per customer turn, as the gateway does it: score the text, feed Mood the message and the
-bot's reply (a fallback when NLU gave a fallback intent), update the streak counters,
-then `evaluate`. After the first escalation later turns carry `already_escalated`.
+Each customer turn goes through `handoff.turn.decide_turn`, the step the gateway runs on
+every customer message. After the first escalation later turns carry `already_escalated`.
+Loading a stored conversation as a scenario is the app's job (`tandem.dryrun`).
 """
 
 from __future__ import annotations
@@ -29,21 +31,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from handoff.policy import (
-    CustomerValue,
-    Decision,
-    PolicySettings,
-    Signals,
-    evaluate,
-    update_fallback_streak,
-    update_intent_streak,
-    update_negative_streak,
-)
+from handoff import turn as turn_step
+from handoff.policy import CustomerValue, Decision, PolicySettings
+from handoff.state import HandoffState
+from sentiment.mood import Mood
 
 
 class ScenarioError(ValueError):
@@ -60,6 +56,8 @@ class Turn(BaseModel):
     fallback: bool | None = None
     order_value: float | None = Field(None, ge=0)
     basket_value: float | None = Field(None, ge=0)
+    handoff_request: str | None = None
+    bot: str | None = None
 
 
 class CustomerProfile(BaseModel):
@@ -123,63 +121,42 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
 # --------------------------------------------------------------------------- sentiment
 
 
-class MoodLike(Protocol):
-    """What replay needs from sentiment.Mood."""
-
-    def add_customer_message(self, text: str, scores: Any = None) -> float: ...
-
-    def add_bot_event(self, event: str) -> float: ...
-
-    @property
-    def frustration(self) -> float: ...
-
-    def explain(self) -> str: ...
-
-
 ScoreText = Callable[[Sequence[str]], list[float]]
 
 
 @dataclass(frozen=True)
 class SentimentTools:
-    """Mood and a batch scorer when the sentiment package provides them; `notes` say what's off."""
+    """A batch scorer when a sentiment model is available; `notes` say what is off."""
 
-    mood_factory: Callable[[], MoodLike] | None
-    score_texts: ScoreText | None
+    score_texts: ScoreText | None = None
     notes: tuple[str, ...] = ()
-    analyzer_status: str = "unavailable"  # "yes", "not used" or "unavailable"
+    analyzer_status: str = "not used"  # "yes", "not used" or "unavailable"
 
     @property
     def description(self) -> str:
-        mood = "Mood: yes" if self.mood_factory else "Mood: unavailable"
         analyzer = "Analyzer: yes" if self.score_texts else f"Analyzer: {self.analyzer_status}"
-        return f"{mood}, {analyzer}"
+        return f"Mood: yes, {analyzer}"
 
 
 def sentiment_tools(*, use_analyzer: bool = True) -> SentimentTools:
-    """Find sentiment.Mood and sentiment.Analyzer at run time; either may be missing."""
-    notes: list[str] = []
+    """The sentiment Analyzer's scorer when its model loads; given scores only otherwise."""
+    if not use_analyzer:
+        return SentimentTools(
+            None, ("Analyzer not used: turns without a given sentiment score count as neutral",)
+        )
     try:
-        from sentiment import Analyzer, Mood  # type: ignore[attr-defined]
-    except (ImportError, AttributeError) as error:
-        notes.append(f"sentiment package unavailable ({error}): using the given scores only")
-        return SentimentTools(None, None, tuple(notes))
-    score_texts: ScoreText | None = None
-    if use_analyzer:
-        try:
-            analyzer = Analyzer().load()
+        from sentiment.analyzer import Analyzer
 
-            def score_texts(texts: Sequence[str]) -> list[float]:
-                return [scores.score for scores in analyzer.score_batch(list(texts))]
+        analyzer = Analyzer().load()
+    except Exception as error:  # a missing or broken model must not stop a replay
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        note = f"sentiment Analyzer unavailable ({first_line}): given scores only"
+        return SentimentTools(None, (note,), "unavailable")
 
-        except Exception as error:  # a missing or broken model must not stop a replay
-            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-            notes.append(f"sentiment Analyzer unavailable ({first_line}): given scores only")
-            score_texts = None
-        status = "yes" if score_texts else "unavailable"
-    else:
-        notes.append("Analyzer not used: turns without a given sentiment score count as neutral")
-        status = "not used"
-    return SentimentTools(Mood, score_texts, tuple(notes), status)
+    def score_texts(texts: Sequence[str]) -> list[float]:
+        return [scores.score for scores in analyzer.score_batch(list(texts))]
+
+    return SentimentTools(score_texts, (), "yes")
 
 
 # --------------------------------------------------------------------------- replay
@@ -191,7 +168,7 @@ class TurnResult:
     turn: Turn
     sentiment: float | None
     sentiment_source: str  # "given", "analyzer" or "none"
-    frustration: float | None
+    frustration: float
     negative_streak: int
     fallback_streak: int
     decision: Decision
@@ -231,50 +208,44 @@ def replay_scenario(
         if scored[index] is None and turn.sentiment is not None:
             scored[index], sources[index] = turn.sentiment, "given"
 
-    mood = tools.mood_factory() if tools.mood_factory else None
-    customer = scenario.customer.value() if scenario.customer else None
-    negative_streak = fallback_streak = intent_streak = 0
-    previous_intent: str | None = None
+    mood = Mood()
+    state = HandoffState()
+    customer: CustomerValue | None = scenario.customer.value() if scenario.customer else None
     escalated = False
     results: list[TurnResult] = []
     for number, (turn, score, source) in enumerate(zip(turns, scored, sources, strict=True), 1):
-        negative_streak = update_negative_streak(negative_streak, score, settings)
-        intent_streak = update_intent_streak(intent_streak, previous_intent, turn.intent, settings)
-        previous_intent = turn.intent
-        is_fallback = (
-            turn.fallback
-            if turn.fallback is not None
-            else turn.intent in settings.triggers.fallbacks.intents
-        )
-        if turn.fallback is None:
-            fallback_streak = update_fallback_streak(fallback_streak, turn.intent, settings)
-        else:
-            fallback_streak = fallback_streak + 1 if is_fallback else 0
-        frustration = explanation = None
-        if mood is not None:
-            mood.add_customer_message(turn.text, score)
-            # NLU already decided the bot's reply: a fallback intent gets the fallback answer.
-            mood.add_bot_event("fallback" if is_fallback else "answer")
-            frustration, explanation = mood.frustration, mood.explain()
-        signals = Signals(
-            conversation_id=conversation_id or scenario.name,
-            intent=turn.intent,
-            intent_confidence=turn.confidence,
+        facts = turn_step.TurnFacts(
             text=turn.text,
-            frustration=frustration,
-            frustration_explanation=explanation,
-            consecutive_negative_turns=negative_streak,
-            consecutive_fallbacks=fallback_streak,
-            same_intent_turns=intent_streak,
-            sentiment_score=score,
-            customer=customer,
+            intent=turn.intent,
+            confidence=turn.confidence,
+            sentiment=score,
+            fallback=turn.fallback,
+            handoff_request=turn.handoff_request,
             order_value=turn.order_value,
-            already_escalated=escalated,
             basket_value=turn.basket_value,
         )
-        decision = evaluate(signals, settings)
-        results.append(TurnResult(number, turn, score, source, frustration, negative_streak,
-                                  fallback_streak, decision))  # fmt: skip
+        outcome = turn_step.decide_turn(
+            facts,
+            state,
+            mood,
+            customer,
+            settings,
+            conversation_id=conversation_id or scenario.name,
+            already_escalated=escalated,
+        )
+        state, mood, decision = outcome.state, outcome.mood, outcome.decision
+        results.append(
+            TurnResult(
+                number,
+                turn,
+                score,
+                source,
+                mood.frustration,
+                state.negative_streak,
+                state.fallback_streak,
+                decision,
+            )
+        )
         escalated = escalated or decision.escalate
         if escalated and stop_at_escalation:
             break
@@ -288,67 +259,3 @@ def first_escalating_turn(
     return replay_scenario(
         scenario, settings, tools=tools, stop_at_escalation=True
     ).first_escalation
-
-
-# --------------------------------------------------------------------------- stored
-
-
-OPEN_ORDER_STATUSES = ("pending", "processing", "shipped", "out_for_delivery")
-
-
-def load_stored_conversation(database_url: str, conversation_id: str) -> Scenario:
-    """A stored conversation as a scenario: its customer messages with intent and score."""
-    from sqlalchemy import select
-
-    from tandem.conversations.models import Conversation, Message
-    from tandem.db import make_engine, session_scope
-
-    engine = make_engine(database_url)
-    try:
-        with session_scope(engine) as session:
-            conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
-                raise ScenarioError(f"no conversation {conversation_id!r} in {database_url}")
-            messages = session.scalars(
-                select(Message)
-                .where(Message.conversation_id == conversation_id, Message.sender == "customer")
-                .order_by(Message.id)
-            ).all()
-            turns = [
-                Turn(
-                    text=m.text,
-                    intent=m.intent,
-                    confidence=m.intent_confidence,
-                    sentiment=m.sentiment_score,
-                )
-                for m in messages
-            ]
-            if not turns:
-                raise ScenarioError(f"conversation {conversation_id!r} has no customer messages")
-            customer = _stored_customer(session, conversation)
-    finally:
-        engine.dispose()
-    return Scenario(name=conversation_id, category="stored", customer=customer, turns=turns)
-
-
-def _stored_customer(session: Any, conversation: Any) -> CustomerProfile | None:
-    if conversation.customer_id is None:
-        return None
-    from sqlalchemy import func, select
-
-    from tandem.business.models import Customer, Order
-
-    customer = session.get(Customer, conversation.customer_id)
-    if customer is None:
-        return None
-    open_order = session.scalar(
-        select(func.max(Order.total)).where(
-            Order.customer_id == customer.id, Order.status.in_(OPEN_ORDER_STATUSES)
-        )
-    )
-    return CustomerProfile(
-        verified=bool(conversation.customer_verified),
-        tier=customer.tier,
-        lifetime_value=float(customer.lifetime_value or 0),
-        open_order_value=float(open_order) if open_order is not None else None,
-    )

@@ -145,3 +145,34 @@ def _staff_online_for_rasa_tests(request: pytest.FixtureRequest) -> None:
     # Only tests marked `rasa` start the live stack; they get someone on duty.
     if request.node.get_closest_marker("rasa") is not None:
         request.getfixturevalue("live_staff_online")
+
+
+# ------------------------------------------------------------------ the fast lane
+# `make test-fast` deselects what needs a service, a trained model or a browser. Each test
+# gets those marks from the fixtures and parameters it uses, so none can be forgotten.
+_FIXTURE_MARKS = {
+    "postgres_url": "postgres",
+    "live_stack": "rasa",
+    "live_staff_online": "rasa",
+    "redis_client": "redis",
+    "redis_prefix": "redis",
+    "model_path": "model",
+}
+_PARAM_MARKS = {"postgresql": "postgres", "redis": "redis"}
+FAST_LANE = "not rasa and not postgres and not redis and not browser and not model"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marks = {mark for name, mark in _FIXTURE_MARKS.items() if name in item.fixturenames}  # type: ignore[attr-defined]
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            marks |= {
+                _PARAM_MARKS[value]
+                for value in callspec.params.values()
+                if isinstance(value, str) and value in _PARAM_MARKS
+            }
+        if "browser" in item.path.parts:
+            marks.add("browser")
+        for mark in sorted(marks):
+            item.add_marker(mark)

@@ -136,11 +136,15 @@ async def test_payment_methods_come_from_the_business_file() -> None:
 
 
 async def test_handoff_payloads() -> None:
+    from handoff.signals import HandoffSignal
+
     messages, _ = await run(ActionRequestHuman(), make_tracker("a human please"))
     assert messages[0].get("text") is None  # the gateway shows the payload's text
     (payload,) = payloads(messages)
     assert payload["type"] == "handoff" and payload["reason"] == "request_human"
-    assert "today at 10 AM" in payload["text"]  # closed at 9 AM: says when staff are back
+    # No availability words: the gateway's desk decides that once (closed at 9 AM here).
+    assert "10 AM" not in payload["text"] and "closed" not in payload["text"]
+    assert HandoffSignal.model_validate(payload).text == payload["text"]
     messages, _ = await run(ActionComplaint(), make_tracker("this is terrible"))
     (payload,) = payloads(messages)
     assert payload["reason"] == "complaint" and "sorry" in payload["text"]

@@ -22,8 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.app import create_app
-from bot.flows import BOT_UNAVAILABLE_TEXT
 from tandem.config import Settings
+from tandem.conversations.flow import BOT_UNAVAILABLE_TEXT
 from tandem.conversations.models import ConversationEvent, Message
 from tandem.db import make_engine, migrate, session_scope
 from tandem.run import free_port

@@ -26,14 +26,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from bot.app import create_app
-from bot.rasa_client import RasaTurn
-from bot.scoring import SentimentBatcher
+from bot.rasa_client import RasaTurn, RasaUnavailable
 from handoff.identity import sign_identity
 from sentiment.analyzer import SentimentScores
 from tandem.config import Settings
+from tandem.conversations.flow import BOT_UNAVAILABLE_TEXT
 from tandem.conversations.models import Conversation, ConversationEvent, Message, Ticket
 from tandem.db import make_engine, migrate, session_scope
 from tandem.run import free_port, seed_demo_database
+from tandem.scoring import SentimentBatcher
 from tandem.staff import service as staff_service
 
 # Tuesday 24 November 2026, 15:00 in Chicago: the shop is open. Monday: closed all day.
@@ -99,6 +100,8 @@ class FakeRasa:
                 {"intent": {"name": "ask_hours", "confidence": 0.95}, "entities": []},
                 [{"text": "We're open Tuesday to Sunday."}],
             )
+        if "rasa down" in lowered:
+            raise RasaUnavailable("the fake Rasa is down for this message")
         if "blorf" in lowered:
             return RasaTurn(
                 {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "entities": []},
@@ -112,6 +115,12 @@ class FakeRasa:
     async def resume(self, sender: str) -> bool:
         self.resumed.append(sender)
         return True
+
+    async def is_healthy(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass
@@ -157,14 +166,13 @@ def make_gateway(url: str, clock: datetime = OPEN, **overrides: Any) -> Gateway:
     settings = Settings(database_url=url, rasa_url=f"http://127.0.0.1:{free_port()}", **overrides)
     analyzer = FakeKeywordAnalyzer()
     now = [clock]
+    rasa = FakeRasa()
     app = create_app(
         settings,
+        assistant=rasa,
         scorer=SentimentBatcher(lambda: analyzer, max_wait_seconds=0.002),
         clock=lambda: now[0],
     )
-    rasa = FakeRasa()
-    app.state.flows.rasa = rasa
-    app.state.desk.rasa = rasa
     client = TestClient(app)
     return Gateway(app, client, app.state.engine, rasa, analyzer, now)
 
@@ -308,6 +316,7 @@ async def test_concurrent_messages_are_scored_in_one_batch_off_the_loop() -> Non
     batcher.close()
 
 
+@pytest.mark.model
 async def test_batcher_with_the_real_trained_model() -> None:
     from sentiment.analyzer import Analyzer
     from tests.sentiment_fixtures import trained_model_path
@@ -783,9 +792,9 @@ def test_a_restarted_in_process_gateway_puts_queued_chats_back(database_url: str
     ],
 )
 def test_bare_form_answers_carry_no_mood(text: str, felt: bool) -> None:
-    from bot.desk import carries_mood
+    from handoff.turn import felt_score
 
-    assert carries_mood(Message(text=text, entities=[])) is felt
+    assert (felt_score(text, [], -0.5) is not None) is felt
 
 
 def test_automatic_assignment_goes_to_the_least_loaded_member(database_url: str) -> None:
@@ -919,7 +928,7 @@ def test_no_thanks_leaves_the_form_and_keeps_the_ticket(gw: Gateway) -> None:
     ],
 )
 def test_parse_name(text: str, name: str | None) -> None:
-    from bot.desk import parse_name
+    from tandem.desk.offline import parse_name
 
     assert parse_name(text) == name
 
@@ -935,7 +944,7 @@ def test_parse_name(text: str, name: str | None) -> None:
     ],
 )
 def test_find_email(text: str, found: tuple[str | None, str | None]) -> None:
-    from bot.desk import find_email
+    from tandem.desk.offline import find_email
 
     assert find_email(text) == found
 
@@ -1050,9 +1059,9 @@ def test_every_gateway_follows_an_edited_policy_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The dashboard saves handoff.yml in one process; the others pick it up by its mtime."""
-    from bot.flows import ChatFlows
     from handoff.policy import load_policy
     from tandem.config import PROJECT_ROOT
+    from tandem.conversations.flow import ChatFlows
 
     path = tmp_path / "handoff.yml"
     path.write_text((PROJECT_ROOT / "handoff.yml").read_text(encoding="utf-8"), encoding="utf-8")
@@ -1072,3 +1081,92 @@ def test_every_gateway_follows_an_edited_policy_file(
     flows.follow_policy_file()
     assert flows.policy.triggers.frustration.threshold == 0.55
     assert "keeping the handoff policy in force" in caplog.text
+
+
+# ------------------------------------------------------------------ one conversation core
+
+
+def test_the_gateway_and_the_replay_run_the_same_per_turn_step(
+    gw: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change to handoff.turn.decide_turn changes both what customers get and the bench."""
+    from handoff import turn as turn_step
+    from handoff.policy import PolicySettings
+    from handoff.replay import Scenario, Turn, replay_scenario
+
+    real = turn_step.decide_turn
+    calls: list[str] = []
+
+    def changed_step(turn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(turn.text)
+        outcome = real(turn, *args, **kwargs)
+        if "pineapple" in turn.text and not kwargs.get("already_escalated"):
+            from handoff.policy import Decision, Reason
+
+            forced = Decision("escalate", 9, [Reason("pineapple", "said pineapple")])
+            return turn_step.TurnOutcome(forced, outcome.state, outcome.mood, outcome.signals)
+        return outcome
+
+    monkeypatch.setattr(turn_step, "decide_turn", changed_step)
+    online(gw, staff_login(gw.engine, "ann@shop.example"))
+    chat = gw.chat()
+    gw.say(chat, "what are your hours, pineapple?")
+    assert gw.state(chat) == "queued"
+    [escalation] = events(gw.engine, chat, "escalation")
+    assert escalation.reason == "said pineapple"
+    scenario = Scenario(turns=[Turn(text="hours please, pineapple", intent="ask_hours")])
+    result = replay_scenario(scenario, PolicySettings())
+    assert result.first_escalation == 1 and result.turns[0].decision.summary == "said pineapple"
+    assert calls == ["what are your hours, pineapple?", "hours please, pineapple"]
+
+
+def test_every_path_to_the_bot_publishes_typing_and_the_unavailable_reply(gw: Gateway) -> None:
+    """After an offline ticket the message goes to the bot by the same path: the WebSocket
+    sees the typing events and the "bot unavailable" reply when Rasa is down."""
+    chat = gw.chat()
+    gw.say(chat, "talk to a person")
+    gw.say(chat, "Jane Doe")
+    gw.say(chat, "jane@example.com")
+    assert gw.state(chat) == "offline_ticket"
+    with gw.client.websocket_connect(f"/ws/chat/{chat}") as socket:
+        reply = gw.say(chat, "rasa down: where is my parcel?")
+        frames = [socket.receive_json() for _ in range(4)]
+    assert [f["type"] for f in frames] == ["message", "typing", "typing", "message"]
+    assert frames[0]["message"]["text"] == "rasa down: where is my parcel?"
+    assert frames[3]["message"]["text"] == BOT_UNAVAILABLE_TEXT
+    assert reply["replies"][0]["text"] == BOT_UNAVAILABLE_TEXT
+    assert gw.state(chat) == "bot"
+
+
+def test_staff_hours_always_outside_opening_hours_queues_with_consistent_words(
+    database_url: str,
+) -> None:
+    """Availability is decided once: with STAFF_HOURS=always and someone online, a closed
+    shop never tells the customer "we're closed" and then queues them."""
+    gateway = make_gateway(database_url, clock=CLOSED_MONDAY, staff_hours="always")
+    with gateway.client:
+        online(gateway, staff_login(gateway.engine, "ann@shop.example"))
+        chat = gateway.chat()
+        turn = gateway.say(chat, "talk to a person")
+        assert gateway.state(chat) == "queued"
+        said = " ".join(r["text"] for r in turn["replies"])
+        assert "number 1 in line" in said
+        for closed_words in ("closed", "we're back", "away", "when we open"):
+            assert closed_words not in said.lower()
+
+
+def test_the_state_machine_docstring_and_table_agree() -> None:
+    from tandem.conversations import states
+
+    documented = {}
+    for line in (states.__doc__ or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] in {m.value for m in states.Move} and "->" in parts:
+            arrow = parts.index("->")
+            sources = {p.strip(",") for p in parts[1:arrow]}
+            documented[states.Move(parts[0])] = (sources, parts[arrow + 1])
+    assert set(documented) == set(states.Move)
+    for move, (sources, target) in states.MOVES.items():
+        assert documented[move] == ({s.value for s in sources}, target.value), move
+    with pytest.raises(states.InvalidTransition, match="cannot claim a conversation that is bot"):
+        states.check_move(states.Move.CLAIM, states.State.BOT)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from handoff.policy import (
-    DEFAULT_POLICY_PATH,
     CustomerValue,
     PolicyError,
     PolicySettings,
@@ -18,10 +17,10 @@ from handoff.policy import (
     load_policy,
     money,
     stated_amount,
-    update_fallback_streak,
-    update_intent_streak,
-    update_negative_streak,
 )
+from tandem.config import PROJECT_ROOT
+
+SHIPPED_POLICY = PROJECT_ROOT / "handoff.yml"
 
 DEFAULTS = PolicySettings()
 VIP = CustomerValue(verified=True, tier="vip", lifetime_value=900, open_order_value=0)
@@ -84,14 +83,6 @@ def test_negative_streak_boundary() -> None:
     assert texts(consecutive_negative_turns=2) == []
 
 
-def test_negative_streak_counter() -> None:
-    streak = 0
-    for score in (-0.5, -0.4, 0.2, -0.9, -0.41, None, -0.6):
-        streak = update_negative_streak(streak, score, DEFAULTS)
-    assert streak == 3  # 0.2 reset it; an unscored turn (None) keeps it
-    assert update_negative_streak(4, -0.39, DEFAULTS) == 0
-
-
 def test_explicit_request_for_a_person() -> None:
     decision = evaluate(signals(intent="request_human", intent_confidence=0.93), DEFAULTS)
     assert (decision.action, decision.priority) == ("escalate", 4)
@@ -105,17 +96,15 @@ def test_explicit_request_for_a_person() -> None:
 def test_low_confidence_intents_are_not_trusted() -> None:
     decision = evaluate(signals(intent="request_human", intent_confidence=0.31), DEFAULTS)
     assert not decision.escalate
-    assert decision.notes == ["intent request_human at confidence 0.31 < 0.50: not trusted"]
+    assert [n.text for n in decision.notes] == [
+        "intent request_human at confidence 0.31 < 0.50: not trusted"
+    ]
     assert evaluate(signals(intent="request_human", intent_confidence=0.5), DEFAULTS).escalate
 
 
 def test_consecutive_fallbacks() -> None:
     assert texts(consecutive_fallbacks=2) == ["2 bot fallbacks in a row"]
     assert texts(consecutive_fallbacks=1) == []
-    streak = 0
-    for intent in ("nlu_fallback", "out_of_scope", "ask_hours", "nlu_fallback"):
-        streak = update_fallback_streak(streak, intent, DEFAULTS)
-    assert streak == 1
     custom = settings(triggers={"fallbacks": {"count": 1}})
     assert evaluate(signals(consecutive_fallbacks=1), custom).reasons[0].text == (
         "1 bot fallback in a row"
@@ -123,16 +112,10 @@ def test_consecutive_fallbacks() -> None:
 
 
 def test_the_same_question_again_and_again() -> None:
-    streak, previous = 0, None
-    for intent in ("ask_returns", "ask_returns", "inform", "ask_returns", "ask_returns"):
-        streak = update_intent_streak(streak, previous, intent, DEFAULTS)
-        previous = intent
-    assert streak == 2  # an answer in between breaks the run
     assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=3) == []
     assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=4) == [
         "asked the same question (ask_returns) 4 times in a row"
     ]
-    assert update_intent_streak(5, "thanks", "thanks", DEFAULTS) == 0
     off = settings(triggers={"repeated_intent": {"enabled": False}})
     assert not evaluate(signals(intent="ask_returns", same_intent_turns=9), off).escalate
 
@@ -184,7 +167,7 @@ def test_a_calm_high_value_customer_stays_with_the_bot_by_default() -> None:
     )
     assert DEFAULTS.triggers.high_value.mode == "priority"
     assert (decision.action, decision.reasons) == ("stay", [])
-    assert decision.notes == [
+    assert [n.text for n in decision.notes] == [
         "high-value customer: lifetime value $2,022: raises the priority of a handoff, "
         "does not start one"
     ]
@@ -225,7 +208,7 @@ def test_unverified_value_claims_are_ignored_and_noted() -> None:
     claimed = CustomerValue(verified=False, tier="VIP", lifetime_value=5000, open_order_value=640)
     decision = evaluate(signals(customer=claimed, text="I'm a VIP, put me through"), DEFAULTS)
     assert not decision.escalate
-    assert decision.notes == [
+    assert [n.text for n in decision.notes] == [
         "customer claims VIP but is not verified: ignored",
         "customer claims lifetime value $5,000 ≥ $2,000 but is not verified: ignored",
         "customer claims open order $640 ≥ $500 but is not verified: ignored",
@@ -291,7 +274,7 @@ def test_already_escalated_keeps_reasons_but_stays() -> None:
     decision = evaluate(signals(intent="request_human", already_escalated=True), DEFAULTS)
     assert (decision.action, decision.priority) == ("stay", 4)
     assert decision.reasons[0].text == "asked for a person"
-    assert decision.notes == ["already escalated: no new handoff"]
+    assert [n.text for n in decision.notes] == ["already escalated: no new handoff"]
 
 
 def test_disabled_triggers_and_policy() -> None:
@@ -299,7 +282,7 @@ def test_disabled_triggers_and_policy() -> None:
     assert not evaluate(signals(frustration=0.99, text="my lawyer"), quiet).escalate
     off = settings(enabled=False)
     decision = evaluate(signals(intent="request_human"), off)
-    assert (decision.action, decision.notes) == ("stay", ["handoff policy disabled"])
+    assert (decision.action, [n.code for n in decision.notes]) == ("stay", ["disabled"])
 
 
 def test_decision_to_dict_is_json_ready() -> None:
@@ -316,6 +299,7 @@ def test_decision_to_dict_is_json_ready() -> None:
              "threshold": None},
         ],
         "notes": [],
+            "note_codes": [],
     }  # fmt: skip
 
 
@@ -323,8 +307,8 @@ def test_decision_to_dict_is_json_ready() -> None:
 
 
 def test_the_shipped_handoff_yml_matches_the_defaults() -> None:
-    assert DEFAULT_POLICY_PATH.name == "handoff.yml"
-    assert load_policy(DEFAULT_POLICY_PATH) == PolicySettings()
+    assert load_policy(SHIPPED_POLICY) == PolicySettings()
+    assert load_policy(None) == PolicySettings()
 
 
 def test_missing_keys_keep_their_defaults(tmp_path: Path) -> None:

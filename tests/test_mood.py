@@ -166,6 +166,7 @@ def test_custom_phrase_file(tmp_path: Path) -> None:
     assert "impatience ('tick tock')" in mood.explain()
 
 
+@pytest.mark.model
 def test_accepts_real_analyzer_scores() -> None:
     from sentiment.analyzer import Analyzer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from bot.scoring import SentimentBatcher
 from sentiment.analyzer import SentimentScores
+from tandem.scoring import SentimentBatcher
 
 
 class FakeSlowLoadingAnalyzer:

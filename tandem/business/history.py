@@ -1,9 +1,10 @@
 """A demo conversation history, so a fresh install's dashboards have something to show.
 
 The conversations are scripted in `data/demo/history.yml` and stored through the real
-conversation service, the same calls the gateway makes (bot/flows.py and
-bot/desk/): every state change is a `transition`, escalations carry the handoff
-policy's own decision, tickets are real ticket rows. Only the clock is scripted: the rows
+conversation service, the same calls the gateway makes: every customer turn goes
+through the gateway's own per-turn step (`handoff.turn.decide_turn`), every state
+change is one of the named moves of `tandem.conversations.transitions`, tickets are
+real ticket rows. Only the clock is scripted: the rows
 are back-dated to believable moments inside the shop's opening hours over the last days.
 
 Everything is recognisable as demo data: the conversations' channel is `demo` and every
@@ -30,26 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from handoff.policy import (
-    CustomerValue,
-    Decision,
-    PolicySettings,
-    Reason,
-    Signals,
-    evaluate,
-    load_policy,
-    update_fallback_streak,
-    update_intent_streak,
-    update_negative_streak,
-    value_boost,
-)
-from sentiment.mood import Mood, carries_feeling
-from tandem.business.models import Customer, Order, OrderStatus, Product
+from handoff.policy import Decision, PolicySettings, load_policy
+from handoff.signals import HandoffSignal, to_custom
+from handoff.turn import ACTION_REASONS
+from tandem.business.models import Order, Product
 from tandem.business.profile import BusinessProfile, get_profile
-from tandem.config import PROJECT_ROOT
-from tandem.conversations import service
-from tandem.conversations.models import Conversation, ConversationEvent, Message, Ticket
-from tandem.conversations.states import State
+from tandem.config import PROJECT_ROOT, get_settings
+from tandem.conversations import service, transitions
+from tandem.conversations.facts import decide_stored_turn
+from tandem.conversations.models import Conversation, Message
 from tandem.staff.models import StaffUser
 
 DEFAULT = PROJECT_ROOT / "data" / "demo" / "history.yml"
@@ -58,22 +48,6 @@ DEMO = {"demo": True}
 T = TypeVar("T")
 Track = Callable[[Iterable[T], str], Iterable[T]]
 
-# As in bot/desk/core.py: these intents carry no request of their own.
-_FILLER_INTENTS = frozenset(
-    {"greet", "goodbye", "thanks", "affirm", "deny", "inform", "stop", "bot_challenge"}
-)
-_ANSWER_INTENTS = frozenset({"inform", "affirm", "deny"})
-_OPEN_ORDERS = (
-    OrderStatus.PENDING,
-    OrderStatus.PROCESSING,
-    OrderStatus.SHIPPED,
-    OrderStatus.OUT_FOR_DELIVERY,
-)
-# The reasons an action's handoff adds (bot/desk/escalation.py _HANDOFF_REASONS).
-_ACTION_REASONS = {
-    "request_human": Reason("asked_for_person", "asked for a person", "request_human"),
-    "complaint": Reason("complaint", "customer is making a complaint", "complaint"),
-}
 _STATUS_TEXT = {
     "pending": "received and waiting to be packed",
     "processing": "being packed and will ship within a day",
@@ -224,6 +198,14 @@ class StaffMember:
     @property
     def label(self) -> str:
         return self.name if self.id is not None else f"{self.name} (demo)"
+
+    @property
+    def display_name(self) -> str:
+        return self.label
+
+    @property
+    def is_owner(self) -> bool:
+        return False
 
 
 @dataclass
@@ -407,8 +389,6 @@ class _Writer:
     now: datetime  # nothing is dated after it
     at: datetime = field(init=False)
     conversation: Conversation = field(init=False)
-    mood: Mood = field(default_factory=Mood)
-    handoff: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.at = self.plan.start
@@ -447,20 +427,6 @@ class _Writer:
             message.sentiment_score = round(positive - negative, 4)
         return message
 
-    def event(self, event: ConversationEvent) -> ConversationEvent:
-        event.created_at = self.at
-        return event
-
-    def move(
-        self, target: State, *, actor: str, reason: str, data: dict[str, Any] | None = None
-    ) -> None:
-        self.event(
-            service.transition(
-                self.session, self.conversation, target, actor=actor, reason=reason, data=data
-            )
-        )
-        self.conversation.closed_at = self.at if target is State.CLOSED else None
-
     # -------------------------------------------------------------- the script
 
     def write(self) -> Conversation:
@@ -481,8 +447,6 @@ class _Writer:
             self.with_staff()
         elif template.outcome == "ticket":
             self.ticket(decision)
-        self.conversation.mood = self.mood.to_dict()
-        self.conversation.handoff = self.handoff or None
         self.conversation.updated_at = self.at
         self.session.flush()
         return self.conversation
@@ -500,9 +464,9 @@ class _Writer:
         self.later(1, 3)
         reply = self.text(turn.bot) if turn.bot is not None else self.profile.say(turn.say or "")
         payload: dict[str, Any] = {}
-        if turn.escalate in _ACTION_REASONS:
-            # The action's handoff signal, as actions/common.handoff_payload sends it.
-            payload["tandem"] = {"type": "handoff", "reason": turn.escalate, "text": reply}
+        if turn.escalate in ACTION_REASONS:
+            # The action's handoff signal, as the Rasa actions send it.
+            payload = to_custom(HandoffSignal(reason=turn.escalate, text=reply))
         elif turn.intent in self.policy.triggers.fallbacks.intents:
             payload["buttons"] = [{"title": "Talk to a person", "payload": "/request_human"}]
         self.message("bot", reply, payload)
@@ -512,131 +476,27 @@ class _Writer:
                 self.conversation,
                 customer_id=self.plan.order.customer_id,
                 via=turn.identify,
+                at=self.at,
             )
-            identified = self.session.scalars(
-                select(ConversationEvent)
-                .where(
-                    ConversationEvent.conversation_id == self.conversation.id,
-                    ConversationEvent.kind == "identified",
-                )
-                .order_by(ConversationEvent.id.desc())
-                .limit(1)
-            ).first()
-            if identified is not None:
-                self.event(identified)
         return self.assess(message, turn)
 
     def assess(self, message: Message, turn: Turn) -> Decision:
-        """The gateway's per-turn bookkeeping and the real policy (bot/desk/escalation.py)."""
-        felt = message.sentiment_score if carries_feeling(message.text) else None
-        self.mood.add_customer_message(message.text, felt)
-        if turn.intent in self.policy.triggers.fallbacks.intents:
-            self.mood.bot_fallback()
-        else:
-            self.mood.bot_answered()
-        data = self.handoff
-        intent = turn.intent
-        data["negative_streak"] = update_negative_streak(
-            int(data.get("negative_streak", 0)), felt, self.policy
-        )
-        data["fallback_streak"] = update_fallback_streak(
-            int(data.get("fallback_streak", 0)), intent, self.policy
-        )
-        data["intent_streak"] = update_intent_streak(
-            int(data.get("intent_streak", 0)), data.get("last_intent"), intent, self.policy
-        )
-        data["last_intent"] = intent
-        if intent not in _FILLER_INTENTS and intent not in self.policy.triggers.fallbacks.intents:
-            data["task_intent"] = intent
-        policy_intent = intent
-        if intent in _ANSWER_INTENTS and data.get("task_intent") == "cancel_order":
-            policy_intent = "cancel_order"
-        order_value = None
-        if self.plan.order is not None and any(
-            e["entity"] == "order_number" for e in message.entities or []
-        ):
-            order_value = float(self.plan.order.total)
-            data["order_value"] = order_value
-        customer = self.customer_value()
-        signals = Signals(
-            conversation_id=self.conversation.id,
-            intent=policy_intent,
-            intent_confidence=turn.confidence,
-            text=message.text,
-            frustration=self.mood.frustration,
-            frustration_explanation=self.mood.explain(),
-            consecutive_negative_turns=int(data["negative_streak"]),
-            consecutive_fallbacks=int(data["fallback_streak"]),
-            same_intent_turns=int(data["intent_streak"]),
-            sentiment_score=felt,
-            customer=customer,
-            order_value=data.get("order_value") if policy_intent == "cancel_order" else None,
-        )
-        decision = evaluate(signals, self.policy)
-        trigger = turn.escalate
-        if trigger is not None and not decision.escalate:
-            decision = self.forced(decision, trigger, customer)
-        return decision
+        """The gateway's own per-turn step (handoff.turn.decide_turn) on the stored turn.
 
-    def forced(self, decision: Decision, trigger: str, customer: CustomerValue | None) -> Decision:
-        """An action asked for a person, or the owner's handoff.yml no longer fires: escalate
-        anyway, worded as bot.desk.escalation.assess_turn words an action's handoff."""
-        reason = _ACTION_REASONS.get(trigger, Reason(trigger, trigger.replace("_", " ")))
-        codes = {r.code for r in decision.reasons}
-        reasons = decision.reasons if reason.code in codes else [reason, *decision.reasons]
-        priority = max(decision.priority, self.policy.triggers.human_request.priority)
-        triggers = [*decision.triggers, trigger]
-        notes = decision.notes
-        if "high_value" not in decision.triggers:
-            boost, boost_reasons = value_boost(customer, self.policy)
-            if boost_reasons:
-                priority = max(priority, boost) + min(
-                    self.policy.combined_bump, self.policy.max_combined_bump
-                )
-                reasons = [*reasons, *boost_reasons]
-                triggers.append("high_value")
-                notes = [n for n in notes if "does not start one" not in n]
-        return Decision("escalate", priority, reasons, notes, triggers)
-
-    def customer_value(self) -> CustomerValue | None:
-        conversation = self.conversation
-        if conversation.customer_id is None or not conversation.customer_verified:
-            return None
-        customer = self.session.get(Customer, conversation.customer_id)
-        if customer is None:
-            return None
-        open_totals = [
-            float(o.total) for o in customer.orders if o.status in [s.value for s in _OPEN_ORDERS]
-        ]
-        return CustomerValue(
-            verified=True,
-            tier=customer.tier,
-            lifetime_value=float(customer.lifetime_value),
-            open_order_value=max(open_totals) if open_totals else None,
-        )
-
-    def record_escalation(self, decision: Decision) -> None:
-        self.event(
-            service.record_event(
-                self.session,
-                self.conversation,
-                kind="escalation",
-                actor="policy",
-                reason=decision.summary,
-                data={
-                    "priority": decision.priority,
-                    "reasons": [r.text for r in decision.reasons],
-                    "decision": decision.to_dict(),
-                    "mood": self.mood.brief(),
-                },
-            )
+        A scripted escalation the policy does not make (an action asked for a person, or
+        the owner's handoff.yml no longer fires) goes in as the action's handoff request.
+        """
+        self.session.flush()
+        return decide_stored_turn(
+            self.session, self.conversation, message, self.policy, handoff_request=turn.escalate
         )
 
     def queue(self, decision: Decision) -> None:
-        """HandoffDesk._mark_queued and escalate: queued, with the position message."""
+        """The desk's escalate: queued, with the position message."""
         self.later(0.2, 0.8)
-        self.move(State.QUEUED, actor="policy", reason=decision.summary, data=decision.to_dict())
-        self.record_escalation(decision)
+        transitions.escalate(
+            self.session, self.conversation, decision, actor="policy", at=self.at
+        )
         position = 1 if self.rng.random() < 0.75 else 2
         wait = self.rng.choice([45, 90, 120, 180])
         wait_text = (
@@ -654,20 +514,9 @@ class _Writer:
         """Claimed after a realistic wait, answered, closed, usually rated."""
         staff = self.plan.staff
         self.later(20, 300)
-        self.move(
-            State.WITH_STAFF,
-            actor=staff.actor,
-            reason=f"claimed by {staff.label}",
-            data={"staff_name": staff.label},
-        )
-        self.conversation.assigned_staff_id = staff.id
+        transitions.claim(self.session, self.conversation, staff, self.profile, at=self.at)
+        self._demo_payloads()
         claimed_at = self.at
-        self.handoff["claimed_at"] = claimed_at.timestamp()
-        self.message(
-            "system",
-            self.profile.say("handoff_staff_joined", staff_name=staff.label),
-            {"kind": "staff_joined", "staff_name": staff.label},
-        )
         values = self.plan.values | {"staff_name": staff.name}
         first = True
         for step in self.plan.template.staff_turns:
@@ -690,20 +539,23 @@ class _Writer:
         self.rate()
 
     def close(self, staff: StaffMember, *, handle_seconds: float | None) -> None:
-        """HandoffDesk.close: closed with the resolution, tickets resolved, CSAT asked."""
-        resolution = self.plan.template.resolution or ""
-        self.move(
-            State.CLOSED,
-            actor=staff.actor,
-            reason=resolution,
-            data={"resolution": resolution, "handle_seconds": handle_seconds},
+        """The desk's close: closed with the resolution, tickets resolved, CSAT asked."""
+        transitions.close(
+            self.session,
+            self.conversation,
+            staff,
+            self.plan.template.resolution or "",
+            self.profile,
+            at=self.at,
+            handled=handle_seconds,
         )
-        self.conversation.resolution = resolution
-        for ticket in self.conversation.tickets:
-            if ticket.status != "resolved":
-                ticket.status = "resolved"
-                ticket.updated_at = self.at
-        self.message("system", self.profile.say("handoff_csat"), {"kind": "csat_request"})
+        self._demo_payloads()
+
+    def _demo_payloads(self) -> None:
+        """Mark what a transition wrote as demo data, like every other demo row."""
+        for message in service.list_messages(self.session, self.conversation.id):
+            if message.payload is None or "demo" not in message.payload:
+                message.payload = (message.payload or {}) | DEMO
 
     def rate(self) -> None:
         """POST /conversations/{id}/csat, most of the time."""
@@ -717,54 +569,40 @@ class _Writer:
         self.later(8, 50)
         self.conversation.csat = score
         self.conversation.csat_comment = comment
-        self.event(
-            service.record_event(
-                self.session,
-                self.conversation,
-                kind="csat",
-                actor="customer",
-                reason=f"rated {score}/5",
-                data={"score": score, "comment": comment},
-            )
+        service.record_event(
+            self.session,
+            self.conversation,
+            kind="csat",
+            actor="customer",
+            reason=f"rated {score}/5",
+            data={"score": score, "comment": comment},
+            at=self.at,
         )
 
     def ticket(self, decision: Decision) -> None:
-        """Nobody online: HandoffDesk._open_ticket, then the contact form (offline_step)."""
+        """Nobody online: the desk's offline path, then the contact form (offline_step)."""
         why = self.profile.say("handoff_offline_no_staff")
         self.later(0.2, 0.8)
-        self.move(
-            State.OFFLINE_TICKET,
-            actor="policy",
-            reason=f"{decision.summary} (nobody available: {why})",
-            data=decision.to_dict() | {"offline": why},
-        )
-        self.record_escalation(decision)
-        customer_ids = [
-            m.id
-            for m in service.list_messages(self.session, self.conversation.id)
-            if m.sender == "customer"
-        ]
-        ticket = Ticket(
-            conversation_id=self.conversation.id,
-            reasons=[r.text for r in decision.reasons],
-            message_ids=customer_ids,
-            why_offline=why[:200],
+        _, ticket = transitions.file_ticket(
+            self.session,
+            self.conversation,
+            decision,
+            self.profile,
+            why=why,
             reply_by=None,
-            created_at=self.at,
-            updated_at=self.at,
+            actor="policy",
+            at=self.at,
         )
-        self.session.add(ticket)
-        self.session.flush()
-        self.handoff.update({"offline_step": "name", "ticket_id": ticket.id})
+        self._demo_payloads()
         contact = {"kind": "offline_contact", "ticket_id": ticket.id}
-        self.message("bot", self.profile.say("handoff_offline_ask_name", why=why), contact)
+        state = service.load_handoff(self.conversation)
 
         name = self.plan.values["name"]
         self.later(10, 30)
         said = self.message("customer", f"It's {name}", status="held", s=(0.02, 0.95, 0.03))
         ticket.message_ids = [*ticket.message_ids, said.id]
         ticket.name = name
-        self.handoff["offline_step"] = "contact"
+        state.offline_step = "contact"
         self.later(1, 2)
         self.message("bot", self.profile.say("handoff_offline_ask_contact", name=name), contact)
 
@@ -774,16 +612,16 @@ class _Writer:
         ticket.message_ids = [*ticket.message_ids, said.id]
         ticket.email, ticket.status = email, "open"
         ticket.updated_at = self.at
-        self.handoff["offline_step"] = "done"
-        self.event(
-            service.record_event(
-                self.session,
-                self.conversation,
-                kind="ticket_opened",
-                actor="customer",
-                reason=f"ticket #{ticket.id}",
-                data={"ticket_id": ticket.id, "message_ids": ticket.message_ids},
-            )
+        state.offline_step = "done"
+        service.save_handoff(self.conversation, state)
+        service.record_event(
+            self.session,
+            self.conversation,
+            kind="ticket_opened",
+            actor="customer",
+            reason=f"ticket #{ticket.id}",
+            data={"ticket_id": ticket.id, "message_ids": ticket.message_ids},
+            at=self.at,
         )
         self.later(1, 2)
         self.message(
@@ -837,8 +675,6 @@ def seed_history(
     history = load_history(path)
     profile = profile or get_profile()
     if policy is None:
-        from tandem.config import get_settings
-
         policy = load_policy(get_settings().handoff_file)
     rng = random.Random(history.seed)
     cast = _Cast.read(session, history)
@@ -862,7 +698,7 @@ def check_templates(
     on a database with the demo business, inside a savepoint that is rolled back.
     """
     history = load_history(path)
-    policy = policy or load_policy()
+    policy = policy or load_policy(get_settings().handoff_file)
     profile = get_profile()
     cast = _Cast.read(session, history)
     problems = []
@@ -900,7 +736,7 @@ def check_templates(
 
 def evaluate_only(decision: Decision, turn: Turn) -> bool:
     """Did the policy itself (not a forced action handoff) escalate?"""
-    forced = turn.escalate in _ACTION_REASONS and decision.triggers[-1:] == [turn.escalate]
+    forced = turn.escalate is not None and decision.triggers[-1:] == [turn.escalate]
     return decision.escalate and not forced
 
 

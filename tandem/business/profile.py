@@ -61,10 +61,10 @@ DEFAULT_MESSAGES: dict[str, str] = {
         "You're chatting with {bot_name}, {business_name}'s virtual assistant. "
         "You can ask for a person at any time."
     ),
-    "handoff_open": (
-        "I'll connect you with a person from our team. Someone will be with you shortly."
-    ),
-    # the gateway's handoff flow (bot/desk/)
+    # An action's acknowledgement: no availability words (the desk adds those, see
+    # tandem/desk/availability.py), so it holds whether someone is free or not.
+    "handoff_open": "Of course, I'll bring in a person from our team.",
+    # the gateway's handoff flow (tandem/desk/)
     "handoff_queued": (
         "You're number {position} in line for a person from our team; the wait is about "
         "{wait}. They'll see our chat so far, so you won't need to repeat yourself."
@@ -117,10 +117,6 @@ DEFAULT_MESSAGES: dict[str, str] = {
     ),
     "wait_under_a_minute": "under a minute",
     "wait_minutes": "{minutes} minutes",
-    "handoff_closed": (
-        "I'll pass this to our team. We're closed right now, so a person will reply when "
-        "we open {next_opening}. You can also reach us at {email}."
-    ),
     "complaint": (
         "I'm really sorry about that. I'm passing your message to a person on our team "
         "so they can put it right."

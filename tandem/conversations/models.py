@@ -30,8 +30,8 @@ class Conversation(Base):
     verified_via: Mapped[str | None] = mapped_column(String(30))
     assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
     mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    # Gateway bookkeeping for handoff: streak counters, the task intent, when staff took
-    # the chat, the offline contact flow's step (see bot/desk/offline.py).
+    # A handoff.state.HandoffState, read and written only through
+    # conversations.service.load_handoff / save_handoff (see docs/ASSISTANT.md).
     handoff: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     resolution: Mapped[str | None] = mapped_column(Text)
     csat: Mapped[int | None] = mapped_column(Integer)

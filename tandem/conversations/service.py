@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from handoff.state import HandoffState
+from sentiment.mood import Mood
 from tandem.conversations.models import Conversation, ConversationEvent, Message
 from tandem.conversations.states import State, check_transition
 from tandem.db import utcnow
+
+
+def load_handoff(conversation: Conversation) -> HandoffState:
+    """The conversation's typed handoff state (the only reader of the column)."""
+    return HandoffState.from_stored(conversation.handoff)
+
+
+def save_handoff(conversation: Conversation, state: HandoffState) -> None:
+    """Store the handoff state (the only writer of the column)."""
+    conversation.handoff = state.to_stored()
+
+
+def load_mood(conversation: Conversation) -> Mood:
+    return Mood.from_dict(conversation.mood or {})
 
 
 class ConversationNotFound(LookupError):
@@ -65,7 +82,9 @@ def record_event(
     from_state: str | None = None,
     to_state: str | None = None,
     data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> ConversationEvent:
+    """One row of the conversation's history; `at` back-dates it (the demo history)."""
     event = ConversationEvent(
         conversation_id=conversation.id,
         kind=kind,
@@ -75,6 +94,8 @@ def record_event(
         to_state=to_state,
         data=data,
     )
+    if at is not None:
+        event.created_at = at
     session.add(event)
     session.flush()
     return event
@@ -88,13 +109,18 @@ def transition(
     actor: str,
     reason: str,
     data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> ConversationEvent:
-    """Move the conversation to `target`, or raise InvalidTransition; one event row per move."""
+    """Move the conversation to `target`, or raise InvalidTransition; one event row per move.
+
+    Storage only: the named moves in `tandem.conversations.transitions` call it.
+    """
     current = State(conversation.state)
     check_transition(current, target)
+    when = at or utcnow()
     conversation.state = target.value
-    conversation.updated_at = utcnow()
-    conversation.closed_at = utcnow() if target is State.CLOSED else None
+    conversation.updated_at = when
+    conversation.closed_at = when if target is State.CLOSED else None
     return record_event(
         session,
         conversation,
@@ -104,6 +130,7 @@ def transition(
         from_state=current.value,
         to_state=target.value,
         data=data,
+        at=at,
     )
 
 
@@ -116,6 +143,7 @@ def add_message(
     payload: dict[str, Any] | None = None,
     client_message_id: str | None = None,
     status: str = "received",
+    at: datetime | None = None,
 ) -> tuple[Message, bool]:
     """Store a message at once; returns (message, created). A resent client id is stored once."""
     if client_message_id is not None:
@@ -130,6 +158,8 @@ def add_message(
         client_message_id=client_message_id,
         status=status,
     )
+    if at is not None:
+        message.created_at = at
     try:
         with session.begin_nested():
             session.add(message)
@@ -139,7 +169,7 @@ def add_message(
         if existing is None:
             raise
         return existing, False
-    conversation.updated_at = utcnow()
+    conversation.updated_at = at or utcnow()
     return message, True
 
 
@@ -167,7 +197,12 @@ def record_nlu(message: Message, parse_data: dict[str, Any]) -> None:
 
 
 def mark_identified(
-    session: Session, conversation: Conversation, *, customer_id: int, via: str
+    session: Session,
+    conversation: Conversation,
+    *,
+    customer_id: int,
+    via: str,
+    at: datetime | None = None,
 ) -> None:
     if conversation.customer_id == customer_id and conversation.customer_verified:
         return
@@ -181,6 +216,7 @@ def mark_identified(
         actor="bot",
         reason=f"customer verified by {via}",
         data={"customer_id": customer_id},
+        at=at,
     )
 
 

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from bot.desk.core import CoreDesk, _last_decision
 from handoff.queue import QueueEntry
 from tandem.conversations.models import Conversation
 from tandem.conversations.states import State
 from tandem.db import session_scope
+from tandem.desk.core import CoreDesk, last_decision
 
 
 class HousekeepingMixin(CoreDesk):
@@ -24,7 +24,7 @@ class HousekeepingMixin(CoreDesk):
         missing = await run_in_threadpool(self._queued_decisions, known)
         for conversation_id, decision in missing:
             if await self.queue.assigned_to(conversation_id) is None:
-                await self.queue.enqueue(self._rebuild_entry(conversation_id, decision))
+                await self.queue.enqueue(self.rebuild_entry(conversation_id, decision))
         return len(missing)
 
     def _queued_decisions(self, known: set[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -32,13 +32,13 @@ class HousekeepingMixin(CoreDesk):
             ids = session.scalars(
                 select(Conversation.id).where(Conversation.state == State.QUEUED.value)
             ).all()
-            return [(cid, _last_decision(session, cid)) for cid in ids if cid not in known]
+            return [(cid, last_decision(session, cid)) for cid in ids if cid not in known]
 
     async def announce_overdue(self, sla_seconds: float) -> list[QueueEntry]:
         """Re-announce conversations waiting past the SLA (one process wins each)."""
         overdue = await self.queue.overdue(time.time(), sla_seconds)
         if overdue:
-            await self.to_staff(
+            await self.publisher.to_staff(
                 {"type": "sla_overdue", "entries": [entry.to_dict() for entry in overdue]}
             )
             await self.push_positions()

@@ -11,13 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
-from bot.desk.core import _FILLER_INTENTS, CoreDesk, StaffRef, _mood_brief
-from bot.serializers import message_view
+from handoff.turn import FILLER_INTENTS
+from sentiment.mood import Mood
 from tandem.business.models import Customer
 from tandem.conversations import service
 from tandem.conversations.models import Conversation, ConversationEvent, Message
 from tandem.conversations.states import State
+from tandem.conversations.views import message_view
 from tandem.db import session_scope
+from tandem.desk.core import CoreDesk
+from tandem.staff.actor import StaffRef
 
 
 class ViewsMixin(CoreDesk):
@@ -128,7 +131,7 @@ class ViewsMixin(CoreDesk):
                     "id": conversation.id,
                     "state": conversation.state,
                     "assigned_staff_id": conversation.assigned_staff_id,
-                    "returned_by": (conversation.handoff or {}).get("returned_by"),
+                    "returned_by": service.load_handoff(conversation).returned_by,
                     "created_at": conversation.created_at.isoformat(),
                     "csat": conversation.csat,
                     "resolution": conversation.resolution,
@@ -174,6 +177,10 @@ class ViewsMixin(CoreDesk):
             }
 
 
+def _mood_brief(mood: dict[str, Any] | None) -> dict[str, Any] | None:
+    return Mood.from_dict(mood).brief() if mood else None
+
+
 def staff_message_view(message: Message) -> dict[str, Any]:
     """Staff see everything the customer sees, plus NLU, sentiment and internal notes."""
     payload = message.payload or {}
@@ -193,7 +200,7 @@ def summarize(customer_messages: list[Message], limit: int = 3) -> dict[str, Any
     """
     if not customer_messages:
         return {"text": "", "points": []}
-    requests = [m for m in customer_messages if m.intent and m.intent not in _FILLER_INTENTS]
+    requests = [m for m in customer_messages if m.intent and m.intent not in FILLER_INTENTS]
     first = requests[0] if requests else customer_messages[0]
     picked: list[tuple[str, Message]] = [("asked", first)]
     scored = [m for m in customer_messages if m.sentiment_score is not None]

@@ -4,27 +4,29 @@ contact form (name, then e-mail or phone) the gateway runs for it."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.desk.core import CoreDesk, handoff_data
-from bot.serializers import message_view
 from handoff.policy import Decision
+from handoff.state import HandoffState
 from tandem.business.service import normalise_email, normalise_phone
-from tandem.conversations import service
+from tandem.conversations import service, transitions
+from tandem.conversations.effects import Effects
 from tandem.conversations.models import Conversation, Message, Ticket
 from tandem.conversations.states import State
 from tandem.db import session_scope
+from tandem.desk.availability import Availability
+from tandem.desk.core import CoreDesk
 
 
 @dataclass(frozen=True)
 class OfflineStep:
     """What the offline contact flow did with a customer message (see offline_step)."""
 
-    replies: list[dict[str, Any]] = field(default_factory=list)
+    effects: Effects | None = None  # what the form said (published by the flow)
     forward: bool = False  # the ticket is complete: the bot has the conversation again
     answer_first: bool = False  # not an answer to the form: the bot answers it first
 
@@ -123,64 +125,35 @@ def find_email(text: str) -> tuple[str | None, str | None]:
 class OfflineMixin(CoreDesk):
     """Open the offline ticket and run its contact form."""
 
-    async def _go_offline(
-        self, conversation_id: str, decision: Decision, why: str, actor: str
+    async def go_offline(
+        self, conversation_id: str, decision: Decision, availability: Availability, actor: str
     ) -> list[dict[str, Any]]:
-        result = await run_in_threadpool(self._open_ticket, conversation_id, decision, why, actor)
-        if result is None:
-            return []
-        said, ticket_id = result
-        await self._say(conversation_id, [said])
-        await self.to_staff(
-            {"type": "ticket", "conversation_id": conversation_id, "ticket_id": ticket_id}
+        effects = await run_in_threadpool(
+            self._file_ticket, conversation_id, decision, availability, actor
         )
-        return [said]
+        if effects is None:
+            return []
+        await self.publisher.publish(effects)
+        return effects.said
 
-    def _open_ticket(
-        self, conversation_id: str, decision: Decision, why: str, actor: str
-    ) -> tuple[dict[str, Any], int] | None:
+    def _file_ticket(
+        self, conversation_id: str, decision: Decision, availability: Availability, actor: str
+    ) -> Effects | None:
         profile = self.profile()
-        now = self.clock()
         with session_scope(self.engine) as session:
             conversation = service.get_conversation(session, conversation_id, lock=True)
             if conversation.state not in (State.BOT, State.QUEUED):
                 return None
-            service.transition(
+            effects, _ = transitions.file_ticket(
                 session,
                 conversation,
-                State.OFFLINE_TICKET,
+                decision,
+                profile,
+                why=availability.why,
+                reply_by=profile.next_opening(self.clock()) if availability.after_hours else None,
                 actor=actor,
-                reason=f"{decision.summary} (nobody available: {why})",
-                data=decision.to_dict() | {"offline": why},
             )
-            self._record_escalation(session, conversation, decision, actor)
-            customer_ids = [
-                m.id
-                for m in service.list_messages(session, conversation_id)
-                if m.sender == "customer"
-            ]
-            after_hours = self.staff_hours == "business" and not profile.is_open_at(now)
-            ticket = Ticket(
-                conversation_id=conversation_id,
-                reasons=[r.text for r in decision.reasons],
-                message_ids=customer_ids,
-                why_offline=why[:200],
-                reply_by=profile.next_opening(now) if after_hours else None,
-            )
-            session.add(ticket)
-            session.flush()
-            data = handoff_data(conversation)
-            data.update({"offline_step": "name", "ticket_id": ticket.id})
-            conversation.handoff = data
-            message, _ = service.add_message(
-                session,
-                conversation,
-                sender="bot",
-                text=profile.say("handoff_offline_ask_name", why=why),
-                payload={"kind": "offline_contact", "ticket_id": ticket.id},
-            )
-            session.flush()
-            return message_view(message), ticket.id
+            return effects
 
     def offline_step(self, conversation_id: str, message_id: int) -> OfflineStep:
         """The gateway-side contact flow for an offline ticket (storage thread).
@@ -195,32 +168,27 @@ class OfflineMixin(CoreDesk):
         with session_scope(self.engine) as session:
             conversation = service.get_conversation(session, conversation_id, lock=True)
             message = session.get_one(Message, message_id)
-            data = handoff_data(conversation)
-            ticket = session.get(Ticket, data.get("ticket_id")) if data.get("ticket_id") else None
-            step = data.get("offline_step")
+            state = service.load_handoff(conversation)
+            ticket = session.get(Ticket, state.ticket_id) if state.ticket_id else None
+            step = state.offline_step
             if ticket is None or step not in ("name", "contact"):
-                service.transition(
+                transitions.leave_ticket(
                     session,
                     conversation,
-                    State.BOT,
-                    actor="customer",
                     reason="the customer wrote again after leaving a ticket",
                 )
-                data.pop("offline_step", None)
-                conversation.handoff = data
                 return OfflineStep(forward=True)
             ticket.message_ids = [*ticket.message_ids, message.id]
             text = message.text.strip()
             if is_opt_out(text):
-                return OfflineStep(self._leave_form(session, conversation, ticket, data))
+                return OfflineStep(self._leave_form(session, conversation, ticket, message))
             reply: str | None = None
             if step == "name":
                 name = parse_name(text)
                 if name is None:
                     return OfflineStep(answer_first=True)  # a question, not a name
                 ticket.name = name
-                data["offline_step"] = "contact"
-                data.pop("offline_reasked", None)
+                state.offline_step, state.offline_reasked = "contact", None
                 reply = profile.say("handoff_offline_ask_contact", name=name)
             else:
                 email, bad_email = find_email(text)
@@ -233,7 +201,7 @@ class OfflineMixin(CoreDesk):
                     reply = profile.say("handoff_offline_contact_invalid")
                 else:
                     ticket.email, ticket.phone, ticket.status = email, phone, "open"
-                    data["offline_step"] = "done"
+                    state.offline_step = "done"
                     when = (
                         profile.say(
                             "handoff_reply_by_opening",
@@ -258,69 +226,56 @@ class OfflineMixin(CoreDesk):
                         data={"ticket_id": ticket.id, "message_ids": ticket.message_ids},
                     )
             message.status = "held"
-            conversation.handoff = data
-            said, _ = service.add_message(
-                session,
-                conversation,
-                sender="bot",
-                text=reply,
-                payload={"kind": "offline_contact", "ticket_id": ticket.id},
-            )
-            session.flush()
-            return OfflineStep([message_view(said)])
+            service.save_handoff(conversation, state)
+            return OfflineStep(self._form_says(session, conversation, reply, ticket.id))
 
-    def _leave_form(
-        self, session: Session, conversation: Conversation, ticket: Ticket, data: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """The customer does not want to leave details: back to the bot, the ticket stays."""
-        message = session.get_one(Message, ticket.message_ids[-1])
-        message.status = "held"
-        ticket.status = "open"
-        data.pop("offline_step", None)
-        data.pop("offline_reasked", None)
-        conversation.handoff = data
-        service.transition(
-            session,
-            conversation,
-            State.BOT,
-            actor="customer",
-            reason="the customer declined to leave contact details",
-            data={"ticket_id": ticket.id},
-        )
-        profile = self.profile()
+    @staticmethod
+    def _form_says(
+        session: Session, conversation: Conversation, text: str, ticket_id: int | None
+    ) -> Effects:
+        effects = Effects(conversation.id)
         said, _ = service.add_message(
             session,
             conversation,
             sender="bot",
-            text=profile.say(
-                "handoff_offline_left_form",
-                ticket_note=profile.say("handoff_offline_left_form_ticket", ticket=ticket.id),
-            ),
-            payload={"kind": "offline_contact", "ticket_id": ticket.id},
+            text=text,
+            payload={"kind": "offline_contact", "ticket_id": ticket_id},
         )
         session.flush()
-        return [message_view(said)]
+        effects.say(said)
+        return effects
 
-    def offline_reask(self, conversation_id: str) -> list[dict[str, Any]]:
+    def _leave_form(
+        self, session: Session, conversation: Conversation, ticket: Ticket, message: Message
+    ) -> Effects:
+        """The customer does not want to leave details: back to the bot, the ticket stays."""
+        message.status = "held"
+        ticket.status = "open"
+        effects = transitions.leave_ticket(
+            session,
+            conversation,
+            reason="the customer declined to leave contact details",
+            data={"ticket_id": ticket.id},
+        )
+        profile = self.profile()
+        text = profile.say(
+            "handoff_offline_left_form",
+            ticket_note=profile.say("handoff_offline_left_form_ticket", ticket=ticket.id),
+        )
+        return effects.extend(self._form_says(session, conversation, text, ticket.id))
+
+    def offline_reask(self, conversation_id: str) -> Effects | None:
         """After the bot answered a question mid-form: ask for the detail again, once."""
         profile = self.profile()
         with session_scope(self.engine) as session:
             conversation = service.get_conversation(session, conversation_id, lock=True)
-            data = handoff_data(conversation)
-            step = data.get("offline_step")
+            state: HandoffState = service.load_handoff(conversation)
+            step = state.offline_step
             if conversation.state != State.OFFLINE_TICKET or step not in ("name", "contact"):
-                return []
-            if data.get("offline_reasked") == step:
-                return []  # asked again already: the form stays open, without nagging
-            data["offline_reasked"] = step
-            conversation.handoff = data
-            key = f"handoff_offline_ask_{step}_again"
-            said, _ = service.add_message(
-                session,
-                conversation,
-                sender="bot",
-                text=profile.say(key),
-                payload={"kind": "offline_contact", "ticket_id": data.get("ticket_id")},
-            )
-            session.flush()
-            return [message_view(said)]
+                return None
+            if state.offline_reasked == step:
+                return None  # asked again already: the form stays open, without nagging
+            state.offline_reasked = step
+            service.save_handoff(conversation, state)
+            text = profile.say(f"handoff_offline_ask_{step}_again")
+            return self._form_says(session, conversation, text, state.ticket_id)

@@ -1,12 +1,13 @@
 """Dry-run the handoff policy: replay a conversation and print the decision for each turn.
 
-    python -m handoff.dryrun tests/data/handoff_dryrun_example.yml
-    python -m handoff.dryrun tests/data/handoff_scenarios.yml --scenario legal_lawyer
-    python -m handoff.dryrun --policy my-handoff.yml --database-url sqlite:///var/tandem.db \\
+    python -m tandem.dryrun tests/data/handoff_dryrun_example.yml
+    python -m tandem.dryrun tests/data/handoff_scenarios.yml --scenario legal_lawyer
+    python -m tandem.dryrun --policy my-handoff.yml --database-url sqlite:///var/tandem.db \\
         --conversation 3f2a...
 
 A scripted file holds one conversation (customer profile + turns, see handoff.replay) or
-a `scenarios:` list. Turns without a sentiment score are scored by sentiment.Analyzer when
+a `scenarios:` list. Every turn goes through `handoff.turn.decide_turn`, the step the
+gateway runs. Turns without a sentiment score are scored by sentiment.Analyzer when
 its model is available; otherwise they count as neutral, and the output says so.
 Exit status: 0, or 2 when a file, the policy or the conversation cannot be read.
 """
@@ -20,17 +21,75 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from handoff.policy import PolicyError, load_policy
 from handoff.replay import (
+    CustomerProfile,
     ReplayResult,
     Scenario,
     ScenarioError,
+    Turn,
     load_scenarios,
-    load_stored_conversation,
     replay_scenario,
     sentiment_tools,
 )
+from tandem.business.models import Customer, Order
+from tandem.config import get_settings
+from tandem.conversations.models import Conversation, Message
+from tandem.db import make_engine, session_scope
+
+OPEN_ORDER_STATUSES = ("pending", "processing", "shipped", "out_for_delivery")
+
+
+def load_stored_conversation(database_url: str, conversation_id: str) -> Scenario:
+    """A stored conversation as a scenario: its customer messages with intent and score."""
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise ScenarioError(f"no conversation {conversation_id!r} in {database_url}")
+            messages = session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id, Message.sender == "customer")
+                .order_by(Message.id)
+            ).all()
+            turns = [
+                Turn(
+                    text=m.text,
+                    intent=m.intent,
+                    confidence=m.intent_confidence,
+                    sentiment=m.sentiment_score,
+                )
+                for m in messages
+            ]
+            if not turns:
+                raise ScenarioError(f"conversation {conversation_id!r} has no customer messages")
+            customer = _stored_customer(session, conversation)
+    finally:
+        engine.dispose()
+    return Scenario(name=conversation_id, category="stored", customer=customer, turns=turns)
+
+
+def _stored_customer(session: Session, conversation: Conversation) -> CustomerProfile | None:
+    if conversation.customer_id is None:
+        return None
+    customer = session.get(Customer, conversation.customer_id)
+    if customer is None:
+        return None
+    open_order = session.scalar(
+        select(func.max(Order.total)).where(
+            Order.customer_id == customer.id, Order.status.in_(OPEN_ORDER_STATUSES)
+        )
+    )
+    return CustomerProfile(
+        verified=bool(conversation.customer_verified),
+        tier=customer.tier,
+        lifetime_value=float(customer.lifetime_value or 0),
+        open_order_value=float(open_order) if open_order is not None else None,
+    )
 
 
 def _number(value: float | None, fmt: str = "{:+.2f}") -> str:
@@ -67,8 +126,9 @@ def render(result: ReplayResult, console: Console) -> None:
         )
         lines = [Text(f"• {reason.text}") for reason in decision.reasons]
         # A note repeated on every turn (an unverified claim) is shown once.
-        lines += [Text(f"· {note}", style="dim") for note in decision.notes if note not in seen]
-        seen.update(decision.notes)
+        notes = [note.text for note in decision.notes]
+        lines += [Text(f"· {note}", style="dim") for note in notes if note not in seen]
+        seen.update(notes)
         details = Text("\n").join(lines)
         table.add_row(
             str(turn.number),
@@ -94,7 +154,7 @@ def render(result: ReplayResult, console: Console) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m handoff.dryrun",
+        prog="python -m tandem.dryrun",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -116,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a scripted FILE or --database-url URL --conversation ID")
 
     try:
-        settings = load_policy(args.policy)
+        settings = load_policy(args.policy or get_settings().handoff_file)
         scenarios: list[Scenario] = []
         if args.file:
             scenarios.extend(load_scenarios(args.file))

@@ -1,0 +1,213 @@
+"""The ONE per-turn decision step: a customer turn in, a handoff `Decision` out.
+
+    stored turn (TurnFacts) + HandoffState + Mood + customer profile
+        -> Mood updated, streaks updated, Signals -> evaluate() -> Decision
+
+It is a pure function. The gateway (`tandem.conversations.flow`), the demo-history
+seeder (`tandem.business.history`), the dry-run and the benchmarks (`handoff.replay`)
+all call `decide_turn`, so what a benchmark measures is what customers get. Nothing else
+in the project updates the streaks, remaps form answers or merges an action's handoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from handoff.policy import (
+    EPSILON,
+    CustomerValue,
+    Decision,
+    PolicySettings,
+    Reason,
+    Signals,
+    evaluate,
+    value_boost,
+)
+from handoff.state import HandoffState
+from sentiment.mood import Mood, carries_feeling
+
+# Intents that carry no request of their own: the task tracking and summaries skip them.
+FILLER_INTENTS = frozenset(
+    {"greet", "goodbye", "thanks", "affirm", "deny", "inform", "stop", "bot_challenge"}
+)
+# A form answer keeps the task it answers (an order number given for cancel_order).
+ANSWER_INTENTS = frozenset({"inform", "affirm", "deny"})
+# How an action's handoff request reads to staff (other reasons: the code, spaced out).
+ACTION_REASONS: dict[str, Reason] = {
+    "request_human": Reason("asked_for_person", "asked for a person", "request_human"),
+    "complaint": Reason("complaint", "customer is making a complaint", "complaint"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFacts:
+    """One stored customer turn, as the step sees it.
+
+    `bot_outcome`: "answered", "fallback" (the bot did not understand), or "none" (the
+    bot did not answer: Rasa was down, or a person has the conversation).
+    `fallback`: overrides the fallback test on the intent (scenario files may say so).
+    `handoff_request`: the reason of a handoff an action asked for (handoff.signals).
+    `order_value`: the value of an order this message names (looked up by the caller).
+    """
+
+    text: str
+    intent: str | None = None
+    confidence: float | None = None
+    entity_spans: Sequence[tuple[int, int]] = ()
+    sentiment: float | None = None
+    fallback: bool | None = None
+    handoff_request: str | None = None
+    order_value: float | None = None
+    basket_value: float | None = None
+    bot_answered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    decision: Decision
+    state: HandoffState
+    mood: Mood
+    signals: Signals
+    felt: float | None = field(default=None)  # the score the Mood counted (None: no feeling)
+
+
+def felt_score(text: str, spans: Sequence[tuple[int, int]], score: float | None) -> float | None:
+    """The score the Mood and the negative streak count: none for a bare form answer."""
+    return score if score is not None and carries_feeling(text, spans) else None
+
+
+def negative_streak_after(streak: int, felt: float | None, policy: PolicySettings) -> int:
+    """The negative-turn counter after one more customer message (unscored turns keep it)."""
+    if felt is None:
+        return streak
+    return streak + 1 if felt <= policy.triggers.negative_streak.score_cutoff + EPSILON else 0
+
+
+def is_fallback(turn: TurnFacts, policy: PolicySettings) -> bool:
+    if turn.fallback is not None:
+        return turn.fallback
+    return turn.intent in policy.triggers.fallbacks.intents
+
+
+def fold_mood(mood: Mood, turn: TurnFacts, policy: PolicySettings) -> Mood:
+    """A copy of `mood` with this customer message (and the bot's answer, if any) in it."""
+    mood = Mood.from_dict(mood.to_dict(), mood.settings)
+    mood.add_customer_message(turn.text, felt_score(turn.text, turn.entity_spans, turn.sentiment))
+    if turn.bot_answered:
+        if is_fallback(turn, policy):
+            mood.bot_fallback()
+        else:
+            mood.bot_answered()
+    return mood
+
+
+def decide_turn(
+    turn: TurnFacts,
+    state: HandoffState,
+    mood: Mood,
+    customer: CustomerValue | None,
+    policy: PolicySettings,
+    *,
+    conversation_id: str = "",
+    already_escalated: bool = False,
+) -> TurnOutcome:
+    """Update the Mood and the streaks with one customer turn, then ask the policy."""
+    mood = fold_mood(mood, turn, policy)
+    felt = felt_score(turn.text, turn.entity_spans, turn.sentiment)
+    intent = turn.intent
+    fallback = is_fallback(turn, policy)
+    state = state.model_copy()
+    state.negative_streak = negative_streak_after(state.negative_streak, felt, policy)
+    state.fallback_streak = state.fallback_streak + 1 if fallback else 0
+    ignored = policy.triggers.repeated_intent.ignore
+    if not intent or intent in ignored:
+        state.intent_streak = 0
+    else:
+        state.intent_streak = state.intent_streak + 1 if intent == state.last_intent else 1
+    state.last_intent = intent
+    if intent and intent not in FILLER_INTENTS and not fallback:
+        state.task_intent = intent
+    if turn.order_value is not None:
+        state.order_value = turn.order_value
+    # An order number typed into the cancel form arrives as `inform`: judge it as the
+    # cancellation it belongs to.
+    policy_intent = intent
+    if intent in ANSWER_INTENTS and state.task_intent == "cancel_order":
+        policy_intent = "cancel_order"
+    signals = Signals(
+        conversation_id=conversation_id,
+        intent=policy_intent,
+        intent_confidence=turn.confidence,
+        text=turn.text,
+        frustration=mood.frustration,
+        frustration_explanation=mood.explain(),
+        consecutive_negative_turns=state.negative_streak,
+        consecutive_fallbacks=state.fallback_streak,
+        same_intent_turns=state.intent_streak,
+        sentiment_score=felt,
+        customer=customer,
+        order_value=state.order_value if policy_intent == "cancel_order" else None,
+        already_escalated=already_escalated,
+        basket_value=turn.basket_value,
+    )
+    decision = evaluate(signals, policy)
+    if turn.handoff_request is not None and not decision.escalate and not already_escalated:
+        decision = _action_handoff(decision, turn.handoff_request, customer, policy)
+    return TurnOutcome(decision, state, mood, signals, felt)
+
+
+def _action_handoff(
+    decision: Decision, trigger: str, customer: CustomerValue | None, policy: PolicySettings
+) -> Decision:
+    """An action asked for a person: that always escalates, with the policy's reasons too."""
+    reason = ACTION_REASONS.get(trigger, Reason(trigger, trigger.replace("_", " ")))
+    codes = {r.code for r in decision.reasons}
+    reasons = decision.reasons if reason.code in codes else [reason, *decision.reasons]
+    priority = max(decision.priority, policy.triggers.human_request.priority)
+    triggers = [*decision.triggers, trigger]
+    notes = decision.notes
+    if "high_value" not in decision.triggers:
+        # high_value.mode: priority leaves the policy's decision at "stay", but a handoff
+        # an action started still serves a valuable customer sooner.
+        boost, boost_reasons = value_boost(customer, policy)
+        if boost_reasons:
+            priority = max(priority, boost) + min(policy.combined_bump, policy.max_combined_bump)
+            reasons = [*reasons, *boost_reasons]
+            triggers.append("high_value")
+            notes = [n for n in notes if n.code != "value_priority_only"]
+    return Decision("escalate", priority, reasons, notes, triggers)
+
+
+def fold_late_score(
+    state: HandoffState,
+    mood: Mood,
+    *,
+    text: str,
+    entity_spans: Sequence[tuple[int, int]],
+    score: float,
+    later_turns: int,
+    policy: PolicySettings,
+) -> tuple[HandoffState, Mood] | None:
+    """A score that came after its turn (the model was loading): the corrected state.
+
+    The turn counted as neutral; the Mood's average is linear in the scores, so the
+    difference is added with the weight it has now, `later_turns` customer messages on.
+    None when there is nothing to correct.
+    """
+    if felt_score(text, entity_spans, score) is None or mood.customer_turns == 0:
+        return None
+    if later_turns >= mood.customer_turns:
+        return None  # the Mood was reset since (returned to the bot)
+    mood = Mood.from_dict(mood.to_dict(), mood.settings)
+    alpha = mood.settings.ema_alpha
+    first = mood.customer_turns - 1 - later_turns == 0
+    if mood.ema is not None:
+        mood.ema += (1 - alpha) ** later_turns * (1.0 if first else alpha) * score
+    if later_turns < len(mood.scores):
+        mood.scores[len(mood.scores) - 1 - later_turns] = score
+    mood.peak = max(mood.peak, mood.frustration)
+    state = state.model_copy()
+    if later_turns == 0:
+        state.negative_streak = negative_streak_after(state.negative_streak, score, policy)
+    return state, mood

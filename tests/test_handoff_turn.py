@@ -1,0 +1,110 @@
+"""The one per-turn step (handoff.turn.decide_turn): streaks, form answers, an action's
+handoff, late scores. Pure: no database, no model."""
+
+from __future__ import annotations
+
+from handoff.policy import CustomerValue, PolicySettings
+from handoff.state import HandoffState
+from handoff.turn import TurnFacts, decide_turn, fold_late_score
+from sentiment.mood import Mood
+
+POLICY = PolicySettings()
+
+
+def run(turns: list[TurnFacts], customer: CustomerValue | None = None) -> list:
+    state, mood, outcomes = HandoffState(), Mood(), []
+    for turn in turns:
+        outcome = decide_turn(turn, state, mood, customer, POLICY, conversation_id="c")
+        state, mood = outcome.state, outcome.mood
+        outcomes.append(outcome)
+    return outcomes
+
+
+def test_negative_streak_counts_felt_turns_and_keeps_unscored_ones() -> None:
+    scores = (-0.5, -0.4, 0.2, -0.9, -0.41, None, -0.6)
+    outcomes = run([TurnFacts("this is really bad news", "ask_hours", sentiment=s) for s in scores])
+    assert [o.state.negative_streak for o in outcomes] == [1, 2, 0, 1, 2, 2, 3]
+    # A bare form answer carries no feeling, whatever the model says about it.
+    answer = run([TurnFacts("10482", "inform", sentiment=-0.9)])[0]
+    assert (answer.felt, answer.state.negative_streak) == (None, 0)
+
+
+def test_fallback_and_same_intent_streaks() -> None:
+    intents = ("nlu_fallback", "out_of_scope", "ask_hours", "nlu_fallback")
+    outcomes = run([TurnFacts("something odd here", i) for i in intents])
+    assert [o.state.fallback_streak for o in outcomes] == [1, 2, 0, 1]
+    assert outcomes[1].decision.triggers == ["fallbacks"]
+    repeats = ("ask_returns", "ask_returns", "inform", "ask_returns", "ask_returns")
+    outcomes = run([TurnFacts("how do returns work", i, 0.9) for i in repeats])
+    assert [o.state.intent_streak for o in outcomes] == [1, 2, 0, 1, 2]
+
+
+def test_an_order_number_in_the_cancel_form_is_judged_as_the_cancellation() -> None:
+    outcomes = run(
+        [
+            TurnFacts("i want to cancel my order", "cancel_order", 0.95),
+            TurnFacts("10482", "inform", 0.9, order_value=640.0),
+        ]
+    )
+    assert outcomes[0].state.task_intent == "cancel_order"
+    assert outcomes[1].signals.intent == "cancel_order"
+    assert outcomes[1].decision.triggers == ["large_cancellation"]
+
+
+def test_an_action_handoff_always_escalates_and_boosts_a_valuable_customer() -> None:
+    vip = CustomerValue(verified=True, tier="vip", lifetime_value=2500)
+    calm = run([TurnFacts("what time do you open", "ask_hours", 0.97)], vip)[0]
+    assert not calm.decision.escalate
+    assert [n.code for n in calm.decision.notes] == ["value_priority_only"]
+    asked = run([TurnFacts("hmm", "nlu_fallback", handoff_request="complaint")], vip)[0]
+    assert asked.decision.escalate
+    assert asked.decision.triggers == ["complaint", "high_value"]
+    assert asked.decision.reasons[0].text == "customer is making a complaint"
+    # The note that high value "does not start one" is gone: here it raised the priority.
+    assert "value_priority_only" not in [n.code for n in asked.decision.notes]
+    # Already with a person: an action's request does not start a second handoff.
+    again = decide_turn(
+        TurnFacts("hello?", handoff_request="request_human"),
+        HandoffState(),
+        Mood(),
+        None,
+        POLICY,
+        already_escalated=True,
+    )
+    assert not again.decision.escalate
+
+
+def test_a_turn_the_bot_did_not_answer_is_no_fallback_and_no_answer() -> None:
+    unanswered = run([TurnFacts("anyone?", None, bot_answered=False)])[0]
+    assert unanswered.mood.consecutive_fallbacks == 0
+    assert unanswered.mood.customer_turns == 1
+
+
+def test_the_step_is_pure() -> None:
+    state, mood = HandoffState(fallback_streak=1), Mood()
+    decide_turn(TurnFacts("what?", "nlu_fallback"), state, mood, None, POLICY)
+    assert (state.fallback_streak, mood.customer_turns) == (1, 0)
+
+
+def test_a_late_score_corrects_the_mood_and_the_streak() -> None:
+    outcome = run([TurnFacts("this is taking forever honestly", "order_status", 0.9)])[0]
+    folded = fold_late_score(
+        outcome.state,
+        outcome.mood,
+        text="this is taking forever honestly",
+        entity_spans=[],
+        score=-0.8,
+        later_turns=0,
+        policy=POLICY,
+    )
+    assert folded is not None
+    state, mood = folded
+    assert state.negative_streak == 1 and mood.ema is not None and mood.ema < 0
+    assert fold_late_score(outcome.state, outcome.mood, text="10482", entity_spans=[],
+                           score=-0.8, later_turns=0, policy=POLICY) is None  # fmt: skip
+
+
+def test_handoff_state_round_trips_and_ignores_unknown_keys() -> None:
+    state = HandoffState.from_stored({"negative_streak": 2, "ticket_id": 7, "legacy": 1})
+    assert state.to_stored() == {"negative_streak": 2, "ticket_id": 7}
+    assert HandoffState().to_stored() is None
