@@ -2,8 +2,12 @@
 
     .venv/bin/python bench/handoff.py [--analyzer] [--claims 2000] [--redis-url URL] [--record]
 
-Policy: every scenario of tests/data/handoff_scenarios.yml is replayed through Mood and
-the policy of handoff.yml. A scenario is a positive when it is labelled to escalate.
+Policy: every labelled scenario goes through `handoff.turn.decide_turn`, the per-turn
+step the gateway runs on every customer message (Mood, streaks, the policy of
+handoff.yml), in three sets reported apart: `scripted` (tests/data/handoff_scenarios.yml,
+written with the policy in view), `unscripted` (written from the kinds of need without
+looking at the policy; the tuning set) and `held-out` (the same kinds, never tuned on).
+A scenario is a positive when it is labelled to escalate.
 Precision and recall count whether it escalated at all; "on time" also needs the
 labelled turn. --analyzer rescores every turn with sentiment.Analyzer instead of the
 hand-given scores (the end-to-end figure).
@@ -39,7 +43,12 @@ from handoff.queue import HandoffQueue, InProcessQueue, QueueEntry
 from handoff.replay import load_scenarios, replay_scenario, sentiment_tools
 from tandem.config import get_settings
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "handoff_scenarios.yml"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+SCENARIO_SETS = {
+    "scripted": DATA / "handoff_scenarios.yml",
+    "unscripted": DATA / "handoff_scenarios_unscripted.yml",
+    "held-out": DATA / "handoff_scenarios_holdout.yml",
+}
 
 
 @dataclass
@@ -64,11 +73,11 @@ class PolicyFigures:
         return self.true_pos / actual if actual else 1.0
 
 
-def measure_policy(use_analyzer: bool) -> tuple[PolicyFigures, str]:
+def measure_policy(use_analyzer: bool, path: Path) -> tuple[PolicyFigures, str]:
     settings = load_policy(get_settings().handoff_file)
     tools = sentiment_tools(use_analyzer=use_analyzer)
     figures = PolicyFigures(0, 0, 0, 0, 0, 0, 0, [])
-    for scenario in load_scenarios(SCENARIOS):
+    for scenario in load_scenarios(path):
         got = replay_scenario(
             scenario, settings, tools=tools, prefer_given_scores=not use_analyzer
         ).first_escalation
@@ -284,17 +293,25 @@ def main() -> int:
     console = Console(width=None if sys.stdout.isatty() else 140)
 
     # Hand-given scores always; with --analyzer also the model's scores, side by side.
-    runs = [measure_policy(False)] + ([measure_policy(True)] if args.analyzer else [])
-    scenario_count = runs[0][0].scenarios
-    policy = Table(title=f"Handoff policy on {scenario_count} labelled scenarios")
-    for column in ("sentiment", "precision", "recall", "on time", "early", "late",
+    sources = [False, True] if args.analyzer else [False]
+    runs = [
+        (name, *measure_policy(analyzer, path))
+        for analyzer in sources
+        for name, path in SCENARIO_SETS.items()
+    ]
+    counts = {name: figures.scenarios for name, figures, _ in runs}
+    scenario_count = sum(counts.values())
+    policy = Table(title=f"Handoff policy (the gateway's per-turn step) on {scenario_count} "
+                   "labelled scenarios")  # fmt: skip
+    for column in ("set", "sentiment", "precision", "recall", "on time", "early", "late",
                    "false alarms", "missed"):  # fmt: skip
         policy.add_column(column, justify="right")
     summaries: list[str] = []
-    for figures, setup in runs:
+    for name, figures, setup in runs:
         positives = figures.true_pos + figures.false_neg
         policy.add_row(
-            setup,
+            name,
+            setup.split(";")[-1].strip(),
             f"{figures.precision:.2f}",
             f"{figures.recall:.2f}",
             f"{figures.on_time}/{positives}",
@@ -304,7 +321,8 @@ def main() -> int:
             str(figures.false_neg),
         )
         summaries += [
-            f"Policy with {setup}: precision {figures.precision:.2f}, recall "
+            f"**{name}** ({figures.scenarios} scenarios), {setup}: precision "
+            f"{figures.precision:.2f}, recall "
             f"{figures.recall:.2f}, on the labelled turn {figures.on_time}/{positives} "
             f"(early {figures.early}, late {figures.late}), false alarms {figures.false_pos}, "
             f"missed {figures.false_neg}.",
@@ -313,9 +331,9 @@ def main() -> int:
             "",
         ]
     console.print(policy)
-    for figures, setup in runs:
+    for name, figures, setup in runs:
         for miss in figures.misses:
-            console.print(f"  differs ({setup.split(';')[-1].strip()}): {miss}")
+            console.print(f"  differs ({name}, {setup.split(';')[-1].strip()}): {miss}")
 
     rows = asyncio.run(measure_queues(args.claims, None if args.no_redis else args.redis_url))
     queues = Table(title=f"Queue claims per second ({args.claims:,} conversations)")
@@ -336,8 +354,12 @@ def main() -> int:
     console.print(latency)
 
     if args.record:
+        sets = ", ".join(
+            f"{name} {count} ({SCENARIO_SETS[name].name})" for name, count in counts.items()
+        )
         lines = [
-            f"{scenario_count} labelled scenarios (tests/data/handoff_scenarios.yml).",
+            f"{scenario_count} labelled scenarios through `handoff.turn.decide_turn`, the "
+            f"gateway's own per-turn step: {sets}. The held-out set is never tuned on.",
             "",
             *summaries,
             "| queue backend | uncontended claims/s | contended attempts/s (20 per conversation) |",

@@ -86,6 +86,8 @@ class HumanRequestTrigger(_Strict):
             "talk to a manager",
         ]
     )
+    # "r u a real person?" asks what the bot is: answered honestly, it starts nothing.
+    ignore_intents: list[str] = Field(default_factory=lambda: ["bot_challenge"])
     priority: int = Field(4, ge=0, le=100)
 
 
@@ -98,7 +100,7 @@ class FallbacksTrigger(_Strict):
 
 class RepeatedIntentTrigger(_Strict):
     enabled: bool = True
-    count: int = Field(4, ge=2, description="turns in a row with the same intent")
+    count: int = Field(3, ge=2, description="turns in a row asking the same thing")
     # Answers and small talk repeat naturally; they are not the same question again.
     ignore: list[str] = Field(
         default_factory=lambda: [
@@ -168,6 +170,24 @@ class HighValueTrigger(_Strict):
     tiers: list[str] = Field(default_factory=lambda: ["vip"])
     lifetime_value: float | None = Field(2000.0, ge=0, description="null disables this test")
     open_order_value: float | None = Field(500.0, ge=0, description="null disables this test")
+    # Value with a need: a verified high-value customer with a problem goes to a person in
+    # either mode; calm browsing or a routine lookup never does.
+    need_intents: list[str] = Field(
+        default_factory=lambda: [
+            "complaint",
+            "start_return",
+            "cancel_order",
+            "change_order",
+            "payment_problem",
+            "request_refund",
+            "refund_status",
+        ]
+    )
+    # These are routine unless the customer is unhappy (score at or below the cutoff).
+    need_when_negative: list[str] = Field(
+        default_factory=lambda: ["order_status", "ask_shipping", "ask_returns"]
+    )
+    negative_cutoff: float = Field(-0.25, ge=-1, le=1)
     priority: int = Field(3, ge=0, le=100)
 
     @field_validator("tiers")
@@ -177,10 +197,131 @@ class HighValueTrigger(_Strict):
 
 
 class PurchaseIntentTrigger(_Strict):
+    """A sales lead: explicit buying intent of size (a stated basket), never a price question."""
+
     enabled: bool = True
-    intents: list[str] = Field(default_factory=lambda: ["product_info", "book_appointment"])
-    value: float = Field(500.0, ge=0, description="customer value or stated basket")
+    intents: list[str] = Field(
+        default_factory=lambda: ["product_info", "book_appointment", "wholesale_inquiry"]
+    )
+    value: float = Field(500.0, ge=0, description="a basket the customer states")
     priority: int = Field(2, ge=0, le=100)
+
+
+class Need(_Strict):
+    """A need only a person can meet, found by intent or by phrase (whole words)."""
+
+    reason: str = Field(min_length=1)
+    intents: list[str] = Field(default_factory=list)
+    phrases: list[str] = Field(default_factory=list)
+
+
+def _default_needs() -> dict[str, Need]:
+    return {
+        "accessibility": Need(
+            reason="accessibility need",
+            intents=["accessibility_issue"],
+            phrases=["screen reader", "screenreader", "blind", "visually impaired",
+                     "low vision", "deaf", "hard of hearing", "wheelchair", "disability",
+                     "disabled", "my disability", "accessibility", "accessible", "dyslexia",
+                     "dyslexic", "tremor", "can't use a mouse", "cannot use a mouse",
+                     "voice control", "keyboard only"],
+        ),
+        "safety": Need(
+            reason="safety concern",
+            phrases=["allergic reaction", "allergic", "rash", "burned", "burnt", "caught fire",
+                     "injured", "injury", "hurt my", "hurt me", "cut myself", "choking",
+                     "hospital", "unsafe", "dangerous", "toxic", "fire hazard", "bleeding",
+                     "my child swallowed", "swallowed"],
+        ),
+        "wholesale": Need(
+            reason="wholesale or bulk order",
+            intents=["wholesale_inquiry"],
+            phrases=["wholesale", "in bulk", "bulk order", "bulk pricing", "bulk discount",
+                     "resale", "reseller", "resell", "for my store", "for my shop",
+                     "for my boutique", "corporate order", "corporate gifts", "trade price",
+                     "trade account"],
+        ),
+        "order_change": Need(
+            reason="a change to an order only staff can make",
+            intents=["change_order"],
+        ),
+        "payment_dispute": Need(
+            reason="payment problem",
+            intents=["payment_problem"],
+            phrases=["charged twice", "double charged", "double-charged", "charged me twice",
+                     "charged two times", "two charges", "overcharged", "charged me again",
+                     "wrong amount", "unauthorized charge", "unauthorised charge",
+                     "fraudulent charge", "refund never arrived"],
+        ),
+    }
+
+
+class AlwaysHumanTrigger(_Strict):
+    """Needs that always go to a person at once (legal threats have their own trigger)."""
+
+    enabled: bool = True
+    needs: dict[str, Need] = Field(default_factory=_default_needs)
+    priority: int = Field(4, ge=0, le=100)
+
+
+class ChurnTrigger(_Strict):
+    """A customer threatening to leave: a person can still keep them."""
+
+    enabled: bool = True
+    phrases: list[str] = Field(
+        default_factory=lambda: [
+            "close my account", "delete my account", "cancel my account", "cancel everything",
+            "take my business elsewhere", "taking my business elsewhere", "shop elsewhere",
+            "shop somewhere else", "buy it elsewhere", "buy it somewhere else",
+            "never shop here again", "never ordering again", "never order again",
+            "never buying from you", "last time i order", "last time i buy",
+            "done with this store", "done with you", "i'm done with", "im done with",
+            "lost a customer", "losing a customer", "go to a competitor",
+        ]
+    )
+    priority: int = Field(3, ge=0, le=100)
+
+
+class ShoutingTrigger(_Strict):
+    """A shouted message with "???" or "!!!": an upset customer, whatever the model says."""
+
+    enabled: bool = True
+    min_letters: int = Field(12, ge=1)
+    caps_share: float = Field(0.7, ge=0, le=1)
+    priority: int = Field(3, ge=0, le=100)
+
+
+class StuckTrigger(_Strict):
+    """The conversation goes round in circles: hand over before the customer gives up.
+
+    Stuck when the bot says (nearly) the same thing again while the customer answers or
+    repeats themselves (a form failing on the same slot), or after `pings` messages in a
+    row that only ask whether anyone is there.
+    """
+
+    enabled: bool = True
+    bot_repeats: int = Field(2, ge=1, description="bot re-asks or failures in a row")
+    similarity: int = Field(80, ge=50, le=100, description="how alike counts as the same (0-100)")
+    # A bot reply saying an answer did not work (a form slot failing): generic English.
+    failure_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "couldn't find", "could not find", "can't find", "cannot find", "didn't find",
+            "doesn't look like", "does not look like", "doesn't match", "does not match",
+            "didn't match", "not valid", "isn't valid", "invalid", "try again",
+            "didn't get that", "did not get that", "didn't understand", "not sure i understand",
+            "please check", "could you check",
+        ]
+    )
+    pings: int = Field(2, ge=1, description="'hello?' / 'anyone there?' messages in a row")
+    ping_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "hello", "helloo", "hellooo", "hello hello", "hi", "hey", "anyone",
+            "anyone there", "anybody", "anybody there", "is anyone there", "is anybody there",
+            "is someone there", "anyone home", "are you there", "you there", "u there",
+            "still there", "are you still there", "hello anyone", "hellooooo", "yo", "ping",
+        ]
+    )
+    priority: int = Field(3, ge=0, le=100)
 
 
 class Triggers(_Strict):
@@ -194,6 +335,10 @@ class Triggers(_Strict):
     legal: LegalTrigger = Field(default_factory=LegalTrigger)
     high_value: HighValueTrigger = Field(default_factory=HighValueTrigger)
     purchase_intent: PurchaseIntentTrigger = Field(default_factory=PurchaseIntentTrigger)
+    always_human: AlwaysHumanTrigger = Field(default_factory=AlwaysHumanTrigger)
+    churn: ChurnTrigger = Field(default_factory=ChurnTrigger)
+    shouting: ShoutingTrigger = Field(default_factory=ShoutingTrigger)
+    stuck: StuckTrigger = Field(default_factory=StuckTrigger)
 
 
 class PolicySettings(_Strict):
@@ -271,6 +416,8 @@ class Signals:
     order_value: float | None = None  # e.g. the order the customer is cancelling
     already_escalated: bool = False
     basket_value: float | None = None  # a basket the customer stated (entities, cart)
+    pings: int = 0  # messages in a row that only ask whether anyone is there
+    bot_repeats: int = 0  # near-identical bot replies in a row (the bot is going round)
 
 
 # --------------------------------------------------------------------------- decision
@@ -342,7 +489,7 @@ def stated_amount(text: str) -> float | None:
     return max(amounts) if amounts else None
 
 
-def _phrase_hits(text: str, phrases: list[str]) -> list[str]:
+def phrase_hits(text: str, phrases: list[str]) -> list[str]:
     """Phrases found as whole words ("sue" matches "I'll sue", never "issue")."""
     hits = []
     for phrase in phrases:
@@ -428,8 +575,8 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
         )
 
     human = triggers.human_request
-    if human.enabled:
-        phrases = _phrase_hits(text, human.phrases)
+    if human.enabled and trusted_intent not in human.ignore_intents:
+        phrases = phrase_hits(text, human.phrases)
         by_intent = trusted_intent in human.intents
         if by_intent or phrases:
             said = trusted_intent if by_intent else phrases[0]
@@ -496,13 +643,46 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
 
     legal = triggers.legal
     if legal.enabled:
-        words = _phrase_hits(text, legal.words)
+        words = phrase_hits(text, legal.words)
         if words:
             fire(
                 "legal",
                 legal.priority,
                 Reason("legal", "legal language: " + ", ".join(f"'{w}'" for w in words), words[0]),
             )
+
+    needs = triggers.always_human
+    if needs.enabled:
+        for name, need in needs.needs.items():
+            by_intent = trusted_intent is not None and trusted_intent in need.intents
+            phrases = phrase_hits(text, need.phrases)
+            if by_intent or phrases:
+                said = f"'{phrases[0]}'" if phrases and not by_intent else str(trusted_intent)
+                reason = Reason(name, f"{need.reason} ({said})", said)
+                fire("always_human", needs.priority, reason)
+                break
+
+    churn = triggers.churn
+    if churn.enabled:
+        leaving = phrase_hits(text, churn.phrases)
+        if leaving:
+            reason = Reason("churn", f"threatens to leave ('{leaving[0]}')", leaving[0])
+            fire("churn", churn.priority, reason)
+
+    shouting = triggers.shouting
+    if shouting.enabled and is_shouting(text, shouting) and (
+        signals.sentiment_score is None or signals.sentiment_score < 0.3
+    ):
+        fire("shouting", shouting.priority, Reason("shouting", "shouting, with '???' or '!!!'"))
+
+    stuck = triggers.stuck
+    if stuck.enabled and signals.bot_repeats >= stuck.bot_repeats:
+        times = signals.bot_repeats
+        said = f"going round in circles (the bot re-asked or failed {times} times in a row)"
+        fire("stuck", stuck.priority, Reason("stuck", said, times, stuck.bot_repeats))
+    elif stuck.enabled and signals.pings >= stuck.pings:
+        said = f"asked whether anyone is there {signals.pings} times in a row"
+        fire("stuck", stuck.priority, Reason("waiting", said, signals.pings, stuck.pings))
 
     customer = signals.customer
     value = triggers.high_value
@@ -520,9 +700,6 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
     if purchase.enabled and trusted_intent in purchase.intents:
         basket_candidates = [v for v in (signals.basket_value, stated_amount(text)) if v]
         basket = max(basket_candidates) if basket_candidates else None
-        customer_worth = (
-            customer.lifetime_value if customer is not None and customer.verified else None
-        )
         if basket is not None and _at_least(basket, purchase.value):
             fire(
                 "purchase_intent",
@@ -535,20 +712,14 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
                     purchase.value,
                 ),
             )
-        elif customer_worth is not None and _at_least(customer_worth, purchase.value):
-            fire(
-                "purchase_intent",
-                purchase.priority,
-                Reason(
-                    "purchase_intent",
-                    f"purchase interest ({trusted_intent}), customer value "
-                    f"{money(customer_worth, cur)} ≥ {money(purchase.value, cur)}",
-                    customer_worth,
-                    purchase.value,
-                ),
-            )
 
-    if value_reasons:
+    need = _value_need(signals, trusted_intent, value)
+    if value_reasons and need is not None:
+        # Value with a need: a problem of a valuable customer goes to a person.
+        for reason in boost_reasons(value_reasons):
+            with_need = Reason(reason.code, f"{reason.text} with {need}", reason.value)
+            fire("high_value", value.priority, with_need)
+    elif value_reasons:
         if value.mode == "escalate":
             for reason in value_reasons:
                 fire("high_value", value.priority, reason)
@@ -573,6 +744,36 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
         notes.append(Note("already_escalated", "already escalated: no new handoff"))
         return Decision("stay", priority, reasons, notes, list(fired))
     return Decision("escalate", priority, reasons, notes, list(fired))
+
+
+def is_shouting(text: str, rule: ShoutingTrigger) -> bool:
+    """Mostly capitals, with "??" or "!!" in it."""
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < rule.min_letters or not re.search(r"[?!]{2,}", text):
+        return False
+    return sum(c.isupper() for c in letters) / len(letters) >= rule.caps_share
+
+
+def is_ping(text: str, rule: StuckTrigger) -> bool:
+    """A message that only asks whether anyone is there ("hello??", "anyone?", "??")."""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    if not words:
+        return bool(re.fullmatch(r"\s*[?!.]+\s*", text))
+    phrase = " ".join(words)
+    greeting = r"(?:h+e+l+o+|a+n+y+o+n+e+|h+i+|h+e+y+)"
+    return phrase in {p.lower() for p in rule.ping_phrases} or bool(
+        re.fullmatch(rf"{greeting}(?: {greeting})*", phrase)
+    )
+
+
+def _value_need(signals: Signals, intent: str | None, rule: HighValueTrigger) -> str | None:
+    """The problem that makes a valuable customer's turn a need for a person, if any."""
+    if intent in rule.need_intents:
+        return intent.replace("_", " ") if intent else None
+    score = signals.sentiment_score
+    if intent in rule.need_when_negative and score is not None and score <= rule.negative_cutoff:
+        return f"an unhappy {intent.replace('_', ' ') if intent else 'question'}"
+    return None
 
 
 def high_value_reasons(customer: CustomerValue | None, settings: PolicySettings) -> list[Reason]:

@@ -17,7 +17,7 @@ Shared by the dry-run CLI (`python -m tandem.dryrun`), the scenario tests and
             order_value: 640         # optional: the order being cancelled
             basket_value: 1200       # optional: a basket the customer stated
             handoff_request: complaint  # optional: an action asked for a person
-            bot: "what the bot said"  # optional context, not used by the step
+            bot: "what the bot said"  # optional: lets the step see the bot going in circles
 
 A dry-run file holds one scenario at the top level (the same keys, without `scenarios`).
 
@@ -223,6 +223,7 @@ def replay_scenario(
             handoff_request=turn.handoff_request,
             order_value=turn.order_value,
             basket_value=turn.basket_value,
+            bot_texts=(turn.bot,) if turn.bot else (),
         )
         outcome = turn_step.decide_turn(
             facts,

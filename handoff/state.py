@@ -26,6 +26,14 @@ class HandoffState(BaseModel):
     last_intent: str | None = None
     task_intent: str | None = Field(None, description="the last intent that asked for something")
     order_value: float | None = Field(None, description="value of the order being discussed")
+    ping_streak: int = Field(0, ge=0, description="'hello?'-only messages in a row")
+    bot_repeats: int = Field(0, ge=0, description="bot re-asks or failures in a row")
+    recent_bot: list[str] = Field(
+        default_factory=list, description="the bot's last replies, normalised (at most 2)"
+    )
+    last_words: list[str] = Field(
+        default_factory=list, description="content words of the last customer message"
+    )
     # The desk.
     claimed_at: float | None = Field(None, description="epoch seconds a person took it")
     returned_by: int | None = Field(None, description="staff id that returned it to the bot")

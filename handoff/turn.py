@@ -11,8 +11,11 @@ in the project updates the streaks, remaps form answers or merges an action's ha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz
 
 from handoff.policy import (
     EPSILON,
@@ -22,6 +25,8 @@ from handoff.policy import (
     Reason,
     Signals,
     evaluate,
+    is_ping,
+    phrase_hits,
     value_boost,
 )
 from handoff.state import HandoffState
@@ -61,6 +66,7 @@ class TurnFacts:
     order_value: float | None = None
     basket_value: float | None = None
     bot_answered: bool = True
+    bot_texts: Sequence[str] = ()  # what the bot replied (to see it going round in circles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,32 @@ class TurnOutcome:
     mood: Mood
     signals: Signals
     felt: float | None = field(default=None)  # the score the Mood counted (None: no feeling)
+
+
+# Shared content words (Jaccard) that make a message the previous one said again.
+REPHRASE_OVERLAP = 0.3
+_STOPWORDS = frozenset(
+    (
+        "about", "again", "also", "anyone", "anything", "been", "could", "does", "doing", "dont",
+        "from", "have", "hello", "just", "know", "like", "looking", "need", "please", "really",
+        "said", "still", "than", "thanks", "that", "their", "them", "then", "there", "these",
+        "they", "this", "want", "what", "when", "where", "which", "will", "with", "would", "your",
+        "yours", "youre",
+    )
+)
+
+
+def content_words(text: str) -> set[str]:
+    """The words that say what a message is about (4+ letters, no filler)."""
+    return {w for w in re.findall(r"[a-z]{4,}", text.lower()) if w not in _STOPWORDS}
+
+
+def _overlap(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s'$.,-]", " ", text.lower()).split())[:300]
 
 
 def felt_score(text: str, spans: Sequence[tuple[int, int]], score: float | None) -> float | None:
@@ -120,12 +152,30 @@ def decide_turn(
     state = state.model_copy()
     state.negative_streak = negative_streak_after(state.negative_streak, felt, policy)
     state.fallback_streak = state.fallback_streak + 1 if fallback else 0
+    stuck = policy.triggers.stuck
+    state.ping_streak = state.ping_streak + 1 if is_ping(turn.text, stuck) else 0
+    bot_text = _normalise(" ".join(turn.bot_texts))
+    same_reply = bool(bot_text) and any(
+        fuzz.ratio(bot_text, previous) >= stuck.similarity for previous in state.recent_bot
+    )
+    if turn.bot_answered and bot_text:
+        failed = bool(phrase_hits(bot_text, stuck.failure_phrases))
+        answering = intent in ANSWER_INTENTS or fallback or intent == state.last_intent
+        state.bot_repeats = state.bot_repeats + 1 if answering and (failed or same_reply) else 0
+        state.recent_bot = [bot_text, *state.recent_bot][:2]
+    words = content_words(turn.text)
+    rephrased = _overlap(words, set(state.last_words)) >= REPHRASE_OVERLAP
     ignored = policy.triggers.repeated_intent.ignore
     if not intent or intent in ignored:
         state.intent_streak = 0
+    elif intent == state.last_intent and (same_reply or rephrased or not bot_text):
+        # The same question again (rephrased, or answered the same way): not helping. A new
+        # question of the same kind (another product) starts a new run.
+        state.intent_streak += 1
     else:
-        state.intent_streak = state.intent_streak + 1 if intent == state.last_intent else 1
+        state.intent_streak = 1
     state.last_intent = intent
+    state.last_words = sorted(words)[:20]
     if intent and intent not in FILLER_INTENTS and not fallback:
         state.task_intent = intent
     if turn.order_value is not None:
@@ -150,6 +200,8 @@ def decide_turn(
         order_value=state.order_value if policy_intent == "cancel_order" else None,
         already_escalated=already_escalated,
         basket_value=turn.basket_value,
+        pings=state.ping_streak,
+        bot_repeats=state.bot_repeats,
     )
     decision = evaluate(signals, policy)
     if turn.handoff_request is not None and not decision.escalate and not already_escalated:

@@ -112,9 +112,9 @@ def test_consecutive_fallbacks() -> None:
 
 
 def test_the_same_question_again_and_again() -> None:
-    assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=3) == []
-    assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=4) == [
-        "asked the same question (ask_returns) 4 times in a row"
+    assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=2) == []
+    assert texts(intent="ask_returns", intent_confidence=0.9, same_intent_turns=3) == [
+        "asked the same question (ask_returns) 3 times in a row"
     ]
     off = settings(triggers={"repeated_intent": {"enabled": False}})
     assert not evaluate(signals(intent="ask_returns", same_intent_turns=9), off).escalate
@@ -215,17 +215,16 @@ def test_unverified_value_claims_are_ignored_and_noted() -> None:
     ]
 
 
-def test_purchase_intent_with_a_big_basket_or_a_valuable_customer() -> None:
+def test_purchase_intent_only_with_a_big_basket() -> None:
     assert texts(intent="product_info", text="12 blazers for my team, about $1,400 total") == [
         "purchase interest (product_info), basket $1,400 ≥ $500"
     ]
     assert texts(intent="book_appointment", basket_value=500) == [
         "purchase interest (book_appointment), basket $500 ≥ $500"
     ]
-    worth = CustomerValue(verified=True, lifetime_value=800)
-    assert texts(intent="product_info", customer=worth) == [
-        "purchase interest (product_info), customer value $800 ≥ $500"
-    ]
+    # A price question from a valuable customer is not a sales lead.
+    worth = CustomerValue(verified=True, lifetime_value=2800)
+    assert not evaluate(signals(intent="product_info", customer=worth), DEFAULTS).escalate
     assert texts(intent="product_info", text="is the $45 linen shirt in M?") == []
     assert texts(intent="ask_shipping", text="shipping on a $900 order?") == []
     unverified = CustomerValue(verified=False, lifetime_value=800)
@@ -356,3 +355,55 @@ def test_unreadable_policy_files(tmp_path: Path) -> None:
         load_policy(path)
     with pytest.raises(PolicyError, match="no such handoff policy file"):
         load_policy(tmp_path / "missing.yml")
+
+
+# --------------------------------------------------------------------------- issue 11 needs
+
+
+def test_needs_that_always_go_to_a_person() -> None:
+    for text, code in [
+        ("I use a screen reader and can't reach the pay button", "accessibility"),
+        ("my daughter got a rash from the wool scarf", "safety"),
+        ("do you do wholesale for my boutique?", "wholesale"),
+        ("you charged me twice for one order", "payment_dispute"),
+    ]:
+        decision = evaluate(signals(intent="nlu_fallback", text=text), DEFAULTS)
+        assert decision.escalate and decision.reasons[0].code == code, text
+    by_intent = evaluate(signals(intent="change_order", intent_confidence=0.9), DEFAULTS)
+    assert by_intent.reasons[0].code == "order_change"
+
+
+def test_asking_whether_the_bot_is_a_person_never_starts_a_handoff() -> None:
+    challenge = signals(intent="bot_challenge", intent_confidence=0.95, text="r u a real person")
+    assert not evaluate(challenge, DEFAULTS).escalate
+    # The same words with a plain request still reach a person.
+    plain = signals(intent="nlu_fallback", text="get me a real person")
+    assert evaluate(plain, DEFAULTS).escalate
+
+
+def test_value_with_a_need() -> None:
+    vip = CustomerValue(verified=True, tier="vip", lifetime_value=5000)
+    routine = signals(intent="order_status", intent_confidence=0.9, customer=vip,
+                      sentiment_score=0.1)  # fmt: skip
+    assert not evaluate(routine, DEFAULTS).escalate
+    unhappy = signals(intent="order_status", intent_confidence=0.9, customer=vip,
+                      sentiment_score=-0.6)  # fmt: skip
+    assert evaluate(unhappy, DEFAULTS).triggers == ["high_value"]
+    problem = evaluate(signals(intent="start_return", intent_confidence=0.9, customer=vip),
+                       DEFAULTS)  # fmt: skip
+    assert problem.escalate and "with start return" in problem.summary
+    browsing = evaluate(signals(intent="product_info", intent_confidence=0.9, customer=vip),
+                        DEFAULTS)  # fmt: skip
+    assert not browsing.escalate
+
+
+def test_shouting_churn_and_pings() -> None:
+    shout = evaluate(signals(text="WHERE IS MY REFUND??? THREE WEEKS!!!"), DEFAULTS)
+    assert shout.triggers == ["shouting"]
+    habit = evaluate(signals(text="DO YOU HAVE THIS IN BLUE", sentiment_score=0.1), DEFAULTS)
+    assert not habit.escalate
+    leaving = evaluate(signals(text="forget it, I'll take my business elsewhere"), DEFAULTS)
+    assert leaving.triggers == ["churn"]
+    assert evaluate(signals(pings=2), DEFAULTS).reasons[0].code == "waiting"
+    assert not evaluate(signals(pings=1), DEFAULTS).escalate
+    assert evaluate(signals(bot_repeats=2), DEFAULTS).reasons[0].code == "stuck"

@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parent / "data"
 SCENARIOS = DATA / "handoff_scenarios.yml"
 # Labelled as what should happen; the shipped policy is known to get these wrong.
 KNOWN_HARD = {
-    "polite_but_stuck_answered_wrong",  # answered each time, never angry: nothing fires
+    "polite_but_stuck_answered_wrong",  # the repeat is caught one turn before the label
     "sarcasm_love_waiting",  # sarcasm scored positive
     "legal_false_friend_name_sue",  # "my name is Sue" matches the legal word "sue"
     "souring_impatience",  # escalates one turn earlier than labelled
@@ -177,3 +177,68 @@ def test_replay_a_stored_conversation(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "high-value customer: tier VIP" in capsys.readouterr().out
     with pytest.raises(ScenarioError, match="no conversation 'missing'"):
         load_stored_conversation(url, "missing")
+
+
+# ------------------------------------------------------------------ unscripted scenarios
+UNSCRIPTED = DATA / "handoff_scenarios_unscripted.yml"
+HOLDOUT = DATA / "handoff_scenarios_holdout.yml"
+
+
+def _figures(scenarios: list[Scenario]) -> tuple[float, float, list[str]]:
+    settings = load_policy(PROJECT_ROOT / "handoff.yml")
+    tp = fp = fn = 0
+    misses = []
+    for scenario in scenarios:
+        got = replay_scenario(scenario, settings, tools=SentimentTools()).first_escalation
+        want = scenario.escalate_at
+        tp += want is not None and got is not None
+        fp += want is None and got is not None
+        fn += want is not None and got is None
+        if (want is None) != (got is None):
+            misses.append(f"{scenario.name}: expected {want}, got {got}")
+    return tp / max(1, tp + fp), tp / max(1, tp + fn), misses
+
+
+def test_the_unscripted_needs_go_to_a_person_and_nothing_else_does() -> None:
+    """Written from the kinds of need without looking at the policy (the tuning set)."""
+    scenarios = load_scenarios(UNSCRIPTED)
+    assert len(scenarios) >= 90
+    precision, recall, misses = _figures(scenarios)
+    assert precision >= 0.95 and recall >= 0.95, misses
+
+
+@pytest.mark.parametrize(
+    "category",
+    ["browsing", "price_question", "order_status_routine", "vip_routine", "bot_challenge_ok",
+     "booking_smooth", "returns_policy", "polite_fallback_once"],
+)  # fmt: skip
+def test_no_handoff_for_browsing_or_routine_lookups(category: str) -> None:
+    settings = load_policy(PROJECT_ROOT / "handoff.yml")
+    calm = [s for s in load_scenarios(UNSCRIPTED) if s.category == category]
+    assert calm, category
+    for scenario in calm:
+        got = replay_scenario(scenario, settings, tools=SentimentTools()).first_escalation
+        assert got is None, scenario.name
+
+
+@pytest.mark.parametrize(
+    "category",
+    ["wholesale", "accessibility", "legal_threat", "safety", "payment_dispute",
+     "asks_for_person", "anyone_there", "form_loop", "vip_order_problem",
+     "urgent_high_value_change", "angry_caps"],
+)  # fmt: skip
+def test_each_need_goes_to_a_person(category: str) -> None:
+    settings = load_policy(PROJECT_ROOT / "handoff.yml")
+    needs = [s for s in load_scenarios(UNSCRIPTED) if s.category == category]
+    assert needs, category
+    for scenario in needs:
+        got = replay_scenario(scenario, settings, tools=SentimentTools()).first_escalation
+        assert got is not None, scenario.name
+
+
+def test_the_held_out_set_is_separate_and_loads() -> None:
+    """Never tuned on: only bench/handoff.py reports its figures."""
+    held_out = load_scenarios(HOLDOUT)
+    assert len(held_out) >= 30
+    tuned = [*load_scenarios(UNSCRIPTED), *load_scenarios(SCENARIOS)]
+    assert not {s.name for s in tuned} & {s.name for s in held_out}

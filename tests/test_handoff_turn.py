@@ -108,3 +108,45 @@ def test_handoff_state_round_trips_and_ignores_unknown_keys() -> None:
     state = HandoffState.from_stored({"negative_streak": 2, "ticket_id": 7, "legacy": 1})
     assert state.to_stored() == {"negative_streak": 2, "ticket_id": 7}
     assert HandoffState().to_stored() is None
+
+
+def test_stuck_in_a_form_the_bot_failing_twice_hands_over() -> None:
+    outcomes = run(
+        [
+            TurnFacts("where is my order", "order_status", 0.9,
+                      bot_texts=["Sure, what's your order number?"]),
+            TurnFacts("MM-48213", "inform", 0.8,
+                      bot_texts=["I couldn't find an order with that number."]),
+            TurnFacts("48213", "inform", 0.8,
+                      bot_texts=["I couldn't find an order with that number."]),
+        ]
+    )  # fmt: skip
+    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2]
+    assert [o.decision.escalate for o in outcomes] == [False, False, True]
+    assert outcomes[2].decision.reasons[0].code == "stuck"
+
+
+def test_hello_anyone_there_twice_hands_over() -> None:
+    outcomes = run([TurnFacts("hello?", "greet"), TurnFacts("anyone there??", "nlu_fallback")])
+    assert [o.state.ping_streak for o in outcomes] == [1, 2]
+    assert outcomes[1].decision.escalate
+
+
+def test_browsing_different_products_is_not_the_same_question() -> None:
+    browsing = [
+        ("how much is the linen shirt", "The Linen Shirt is $89, in stock in S, M, L."),
+        ("and the wool peacoat?", "The Wool Blend Peacoat is $298, in stock in M and L."),
+        ("do you have the silk scarf", "The Silk Scarf is $65, in stock."),
+        ("what about the leather bag", "The Leather Crossbody Bag is $185, 2 left."),
+    ]
+    outcomes = run([TurnFacts(t, "product_info", 0.95, bot_texts=[b]) for t, b in browsing])
+    assert [o.state.intent_streak for o in outcomes] == [1, 1, 1, 1]
+    assert not any(o.decision.escalate for o in outcomes)
+    asked_again = [
+        ("do you ship to canada?", "Standard shipping is $6.95, free over $100."),
+        ("ok but canada? toronto", "Express shipping is $14.95."),
+        ("CANADA. yes or no.", "Standard shipping is $6.95, free over $100."),
+    ]
+    outcomes = run([TurnFacts(t, "ask_shipping", 0.9, bot_texts=[b]) for t, b in asked_again])
+    assert [o.state.intent_streak for o in outcomes] == [1, 2, 3]
+    assert outcomes[2].decision.escalate

@@ -391,6 +391,7 @@ class _Writer:
     conversation: Conversation = field(init=False)
 
     def __post_init__(self) -> None:
+        self.replies: list[str] = []
         self.at = self.plan.start
         self.rng: random.Random = self.plan.rng
 
@@ -470,6 +471,7 @@ class _Writer:
         elif turn.intent in self.policy.triggers.fallbacks.intents:
             payload["buttons"] = [{"title": "Talk to a person", "payload": "/request_human"}]
         self.message("bot", reply, payload)
+        self.replies = [reply]
         if turn.identify and self.plan.order is not None:
             service.mark_identified(
                 self.session,
@@ -488,7 +490,12 @@ class _Writer:
         """
         self.session.flush()
         return decide_stored_turn(
-            self.session, self.conversation, message, self.policy, handoff_request=turn.escalate
+            self.session,
+            self.conversation,
+            message,
+            self.policy,
+            handoff_request=turn.escalate,
+            bot_texts=self.replies,
         )
 
     def queue(self, decision: Decision) -> None:

@@ -6,6 +6,8 @@ step sees the same facts whoever calls it, and its state is saved the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -77,6 +79,7 @@ def turn_facts(
     *,
     handoff_request: str | None = None,
     bot_answered: bool = True,
+    bot_texts: Sequence[str] = (),
 ) -> TurnFacts:
     """A stored customer message (with its NLU and sentiment) as the step's input."""
     return TurnFacts(
@@ -88,6 +91,7 @@ def turn_facts(
         handoff_request=handoff_request,
         order_value=named_order_value(session, message),
         bot_answered=bot_answered,
+        bot_texts=tuple(bot_texts),
     )
 
 
@@ -99,10 +103,17 @@ def decide_stored_turn(
     *,
     handoff_request: str | None = None,
     bot_answered: bool = True,
+    bot_texts: Sequence[str] = (),
 ) -> Decision:
     """The per-turn step on a stored customer message; the new state and Mood are saved."""
     outcome = turn_step.decide_turn(
-        turn_facts(session, message, handoff_request=handoff_request, bot_answered=bot_answered),
+        turn_facts(
+            session,
+            message,
+            handoff_request=handoff_request,
+            bot_answered=bot_answered,
+            bot_texts=bot_texts,
+        ),
         service.load_handoff(conversation),
         service.load_mood(conversation),
         customer_value(session, conversation),

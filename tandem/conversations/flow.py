@@ -379,6 +379,7 @@ class ChatFlows:
                 self.policy,
                 handoff_request=handoff_request,
                 bot_answered=answer is not None,
+                bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
             )
             return effects, decision
 
