@@ -35,6 +35,7 @@ class HandoffState(BaseModel):
         default_factory=list, description="content words of the last customer message"
     )
     # The desk.
+    queued_ack: bool = Field(False, description="told that messages typed while queued are kept")
     claimed_at: float | None = Field(None, description="epoch seconds a person took it")
     returned_by: int | None = Field(None, description="staff id that returned it to the bot")
     # The offline contact form.

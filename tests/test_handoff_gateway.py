@@ -373,7 +373,11 @@ def test_asking_for_a_person_queues_with_reasons_and_silences_the_bot(gw: Gatewa
 
     sent_before = len(gw.rasa.sent)
     held = gw.say(chat, "hello? anyone?")
-    assert held["replies"] == [] and held["message"]["status"] == "held"
+    assert held["message"]["status"] == "held"
+    # One acknowledgement per wait for what the customer types while queued, then silence.
+    [ack] = held["replies"]
+    assert ack["kind"] == "queued_ack" and "will see everything" in ack["text"]
+    assert gw.say(chat, "still waiting")["replies"] == []
     assert len(gw.rasa.sent) == sent_before  # nothing forwarded to Rasa
     queue = gw.client.get("/api/staff/queue", headers=staff.headers()).json()
     [entry] = queue["queue"]

@@ -70,6 +70,11 @@ DEFAULT_MESSAGES: dict[str, str] = {
         "{wait}. They'll see our chat so far, so you won't need to repeat yourself."
     ),
     "handoff_queue_update": "You're now number {position} in line (about {wait}).",
+    # Once per wait, for what the customer types while queued.
+    "handoff_queued_ack": (
+        "Got it, I've added that to our chat. The person who picks it up will see everything "
+        "you write here."
+    ),
     "handoff_staff_joined": "{staff_name} from the {business_name} team has joined the chat.",
     "handoff_transferred": "{staff_name} from our team is taking over the chat.",
     "handoff_offline_no_staff": "Nobody from our team is available to chat right now.",

@@ -233,7 +233,8 @@ class ChatFlows:
         )
 
     async def _held_turn(self, conversation_id: str, text: str, incoming: _Incoming) -> TurnResult:
-        """A person has (or will have) the conversation: the bot stays silent."""
+        """A person has (or will have) the conversation: the bot stays silent, except to say
+        once per wait that what the customer types while queued is kept."""
         await self.publisher.to_staff(
             {
                 "type": "customer_message",
@@ -242,8 +243,32 @@ class ChatFlows:
                 "message": incoming.message,
             }
         )
+        acknowledged = Effects(conversation_id)
+        if incoming.state is State.QUEUED:
+            acknowledged = await run_in_threadpool(self._acknowledge_queued, conversation_id)
+            await self.publisher.publish(acknowledged)
         await self._score_without_assistant(conversation_id, text, incoming)
-        return TurnResult(message=incoming.message)
+        return TurnResult(message=incoming.message, replies=acknowledged.said)
+
+    def _acknowledge_queued(self, conversation_id: str) -> Effects:
+        effects = Effects(conversation_id)
+        with session_scope(self.engine) as session:
+            conversation = service.get_conversation(session, conversation_id, lock=True)
+            state = service.load_handoff(conversation)
+            if conversation.state != State.QUEUED or state.queued_ack:
+                return effects
+            state.queued_ack = True
+            service.save_handoff(conversation, state)
+            message, _ = service.add_message(
+                session,
+                conversation,
+                sender="system",
+                text=self.desk.profile().say("handoff_queued_ack"),
+                payload={"kind": "queued_ack"},
+            )
+            session.flush()
+            effects.say(message)
+        return effects
 
     async def _assistant_turn(
         self, conversation_id: str, text: str, incoming: _Incoming, button_payload: str | None

@@ -134,6 +134,9 @@ def escalate(
         at=at,
     )
     record_escalation(session, conversation, decision, actor=actor, at=at)
+    state = service.load_handoff(conversation)
+    state.queued_ack = False  # a new wait: the next message typed is acknowledged once
+    service.save_handoff(conversation, state)
     return Effects(conversation.id)
 
 

@@ -53,18 +53,26 @@ _NOT_NAME_START = frozenset(
     thanks thank sure yeah yep nope any anything something""",
     )
 )
-# Words that name things a shop is asked about, never people.
+# Words that are never part of a name: things a shop is asked about, days and times
+# (an answer to the bot's other questions), farewells, and the function words of a
+# sentence ("So Is My Appointment Booked").
 _NOT_NAME_WORDS = frozenset(
     re.findall(
         r"\S+",
         """order orders refund refunds return returns price prices cost costs much many hours
-    open opening closed delivery shipping size sizes stock appointment booking blazer dress
-    shirt jacket coat shoes item items help question person human agent staff manager""",
+    open opening closed delivery shipping size sizes stock appointment booking booked blazer
+    dress shirt jacket coat shoes item items help question person human agent staff manager
+    monday tuesday wednesday thursday friday saturday sunday today tomorrow tonight morning
+    afternoon evening night noon weekend week am pm bye goodbye thx thanks thank ty cheers
+    lol ok okay is are was were am my your our their the a an this that it its so and or
+    but not what when where how why booked confirmed please sorry""",
     )
 )
 _OPT_OUT = re.compile(
-    r"^(?:no,?\s*thanks?|no thank you|nope|no|cancel|stop|skip|never ?mind|forget it|"
-    r"i'?d rather not|rather not|not now|leave it)[\s.!]*$",
+    r"^(?:(?:ok(?:ay)?|no|nope)?[\s,]*(?:thanks?|thx|ty|thank you|cheers)?[\s,!.]*"
+    r"(?:bye|goodbye|bye bye|see ya|cya)|no,?\s*thanks?|no thank you|nope|no|cancel|stop|"
+    r"skip|never ?mind|forget it|i'?d rather not|rather not|not now|leave it|"
+    r"(?:ok(?:ay)?\s*)?(?:thanks?|thx|ty|thank you)(?: anyway)?)[\s.!]*$",
     re.IGNORECASE,
 )
 _EMAIL_TOKEN = re.compile(r"\S*@\S*")
@@ -106,7 +114,7 @@ def parse_name(text: str) -> str | None:
     words = cleaned.lower().split()
     if len(words) > _NAME_MAX_WORDS or sum(c.isalpha() for c in cleaned) < 2:
         return None
-    if words[0] in _NOT_NAME_START or any(w in _NOT_NAME_WORDS for w in words):
+    if words[0] in _NOT_NAME_START or any(w.strip("'-") in _NOT_NAME_WORDS for w in words):
         return None
     return cleaned
 

@@ -193,6 +193,10 @@ def staff_message_view(message: Message) -> dict[str, Any]:
     }
 
 
+TOPIC_MIN_CONFIDENCE = 0.6
+_NOT_A_TOPIC = frozenset({"nlu_fallback", "out_of_scope", "request_human"})
+
+
 def summarize(customer_messages: list[Message], limit: int = 3) -> dict[str, Any]:
     """A short extractive summary: the first real request, the most negative and the latest.
 
@@ -200,7 +204,16 @@ def summarize(customer_messages: list[Message], limit: int = 3) -> dict[str, Any
     """
     if not customer_messages:
         return {"text": "", "points": []}
-    requests = [m for m in customer_messages if m.intent and m.intent not in FILLER_INTENTS]
+    # Only what NLU was sure of counts as a request: a guess or a fallback never names the
+    # topic (staff were told the chat was about returns when it never was).
+    requests = [
+        m
+        for m in customer_messages
+        if m.intent
+        and m.intent not in FILLER_INTENTS
+        and m.intent not in _NOT_A_TOPIC
+        and (m.intent_confidence is None or m.intent_confidence >= TOPIC_MIN_CONFIDENCE)
+    ]
     first = requests[0] if requests else customer_messages[0]
     picked: list[tuple[str, Message]] = [("asked", first)]
     scored = [m for m in customer_messages if m.sentiment_score is not None]
@@ -220,7 +233,8 @@ def summarize(customer_messages: list[Message], limit: int = 3) -> dict[str, Any
             {"label": label, "message_id": message.id, "intent": message.intent, "text": text}
         )
     points = points[:limit]
-    topic = first.intent.replace("_", " ") if first.intent else "unclear"
+    # The topic is what the customer was asking about last (what the person picks up).
+    topic = requests[-1].intent.replace("_", " ") if requests and requests[-1].intent else "unclear"
     text = f"Topic: {topic}. " + " ".join(
         f'{p["label"].capitalize()}: "{p["text"]}"' for p in points
     )
