@@ -171,12 +171,12 @@ class HighValueTrigger(_Strict):
     lifetime_value: float | None = Field(2000.0, ge=0, description="null disables this test")
     open_order_value: float | None = Field(500.0, ge=0, description="null disables this test")
     # Value with a need: a verified high-value customer with a problem goes to a person in
-    # either mode; calm browsing or a routine lookup never does.
+    # either mode; calm browsing or a routine lookup never does. (Cancelling an expensive
+    # order is the large_cancellation trigger, for every customer.)
     need_intents: list[str] = Field(
         default_factory=lambda: [
             "complaint",
             "start_return",
-            "cancel_order",
             "change_order",
             "payment_problem",
             "request_refund",
