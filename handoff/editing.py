@@ -1,6 +1,7 @@
 """Owner edits of the handoff policy: which settings may change, checks, and saving.
 
-The dashboard changes a short list of dotted paths (`EDITABLE`); every change is checked
+The dashboard changes dotted paths (`EDITABLE`: every boolean and number of the policy,
+read from its schema); every change is checked
 against its type and bounds, then the whole result is validated by `PolicySettings`
 before anything is written. The file is replaced atomically (temp file + rename), so a
 crash never leaves half a policy behind. Comments in the old file are not kept: the
@@ -13,25 +14,14 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from handoff.policy import PolicySettings
 
-TRIGGER_NAMES = (
-    "frustration",
-    "negative_streak",
-    "human_request",
-    "fallbacks",
-    "repeated_intent",
-    "complaint",
-    "large_cancellation",
-    "legal",
-    "high_value",
-    "purchase_intent",
-)
 _MONEY_MAX = 10_000_000.0
 
 FILE_HEADER = """\
@@ -55,55 +45,72 @@ class Editable:
         return asdict(self)
 
 
-def _editable() -> list[Editable]:
+# Clearer words than the field names, where the field name alone would puzzle an owner.
+_LABELS = {
+    "enabled": "Hand conversations to people at all",
+    "min_intent_confidence": "NLU confidence an intent needs to count",
+    "combined_bump": "Priority added for each further reason",
+    "max_combined_bump": "At most this much priority added",
+    "triggers.frustration.threshold": "Frustration index that hands off",
+    "triggers.negative_streak.score_cutoff": "A message at or below this score is negative",
+    "triggers.negative_streak.turns": "Negative messages in a row",
+    "triggers.fallbacks.count": "Bot misunderstandings in a row",
+    "triggers.repeated_intent.count": "Same question this many times",
+    "triggers.high_value.lifetime_value": "High value: lifetime value at least",
+    "triggers.high_value.open_order_value": "High value: an open order worth at least",
+    "triggers.high_value.negative_cutoff": "High value: a routine question counts as a "
+    "problem at or below this score",
+    "triggers.large_cancellation.order_value": "Large cancellation: order worth at least",
+    "triggers.purchase_intent.value": "Sales lead: a stated basket worth at least",
+    "triggers.stuck.bot_repeats": "Stuck: bot re-asks or failures in a row",
+    "triggers.stuck.similarity": "Stuck: how alike two bot replies must be (0-100)",
+    "triggers.stuck.pings": "Stuck: 'hello?' / 'anyone there?' messages in a row",
+    "triggers.shouting.min_letters": "Shouting: letters at least",
+    "triggers.shouting.caps_share": "Shouting: share of capitals at least",
+}
+_COUNT_MAX = 100
+
+
+def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
+    low = high = None
+    for rule in info.metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+def _walk(model: type[BaseModel], prefix: str) -> list[Editable]:
+    """Every boolean and number of the policy, found in its schema: a new threshold in
+    handoff.py is editable on the dashboard without another line here."""
     items: list[Editable] = []
-    for name in TRIGGER_NAMES:
-        title = name.replace("_", " ").capitalize()
-        items.append(Editable(f"triggers.{name}.enabled", f"{title}: on", "boolean"))
-    items += [
-        Editable(
-            "triggers.frustration.threshold", "Frustration index that hands off", "number", 0, 1
-        ),
-        Editable(
-            "triggers.negative_streak.score_cutoff",
-            "A message at or below this score is negative",
-            "number",
-            -1,
-            1,
-        ),
-        Editable("triggers.negative_streak.turns", "Negative messages in a row", "integer", 1, 20),
-        Editable("triggers.fallbacks.count", "Bot misunderstandings in a row", "integer", 1, 20),
-        Editable(
-            "triggers.repeated_intent.count", "Same question this many times", "integer", 2, 20
-        ),
-        Editable(
-            "triggers.high_value.lifetime_value",
-            "High value: lifetime value at least",
-            "number",
-            0,
-            _MONEY_MAX,
-            nullable=True,
-        ),
-        Editable(
-            "triggers.high_value.open_order_value",
-            "High value: an open order worth at least",
-            "number",
-            0,
-            _MONEY_MAX,
-            nullable=True,
-        ),
-        Editable(
-            "triggers.large_cancellation.order_value",
-            "Large cancellation: order worth at least",
-            "number",
-            0,
-            _MONEY_MAX,
-        ),
-    ]
-    for name in TRIGGER_NAMES:
-        title = name.replace("_", " ").capitalize()
-        items.append(Editable(f"triggers.{name}.priority", f"{title}: priority", "integer", 0, 100))
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        kinds = set(get_args(info.annotation)) or {info.annotation}
+        nullable = type(None) in kinds
+        kinds.discard(type(None))
+        kind = next(iter(kinds)) if len(kinds) == 1 else None
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            items += _walk(kind, f"{path}.")
+            continue
+        low, high = _bounds(info)
+        title = prefix.removeprefix("triggers.").rstrip(".").replace("_", " ").capitalize()
+        words = name.replace("_", " ")
+        if kind is bool:
+            label = f"{title}: on" if name == "enabled" and title else _LABELS.get(path, words)
+            items.append(Editable(path, label, "boolean"))
+        elif kind is int:
+            label = _LABELS.get(path, f"{title}: {words}" if title else words)
+            top = _COUNT_MAX if high is None else high
+            items.append(Editable(path, label, "integer", low, top))
+        elif kind is float:
+            label = _LABELS.get(path, f"{title}: {words}" if title else words)
+            top = _MONEY_MAX if high is None else high
+            items.append(Editable(path, label, "number", low, top, nullable=nullable))
     return items
+
+
+def _editable() -> list[Editable]:
+    return _walk(PolicySettings, "")
 
 
 EDITABLE: list[Editable] = _editable()

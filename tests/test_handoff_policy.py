@@ -407,3 +407,15 @@ def test_shouting_churn_and_pings() -> None:
     assert evaluate(signals(pings=2), DEFAULTS).reasons[0].code == "waiting"
     assert not evaluate(signals(pings=1), DEFAULTS).escalate
     assert evaluate(signals(bot_repeats=2), DEFAULTS).reasons[0].code == "stuck"
+
+
+def test_every_threshold_is_editable_on_the_owner_page() -> None:
+    from handoff.editing import EDITABLE_BY_PATH, apply_changes
+
+    for path in ("triggers.stuck.bot_repeats", "triggers.stuck.pings",
+                 "triggers.shouting.caps_share", "triggers.high_value.negative_cutoff",
+                 "triggers.purchase_intent.value", "triggers.frustration.threshold",
+                 "triggers.always_human.enabled", "triggers.churn.priority"):  # fmt: skip
+        assert path in EDITABLE_BY_PATH, path
+    changed = apply_changes(DEFAULTS, {"triggers.stuck.pings": 3})
+    assert changed.triggers.stuck.pings == 3
