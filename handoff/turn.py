@@ -100,8 +100,16 @@ def _overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
+def _last_question(text: str) -> str:
+    """The bot's last question, when it asks one of at least four words ("Anything else?"
+    is no form question)."""
+    questions = [q.strip() for q in re.findall(r"[^.?!]*\?", text)]
+    question = questions[-1] if questions else ""
+    return question if len(question.split()) >= 4 else ""
+
+
 def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s'$.,-]", " ", text.lower()).split())[:300]
+    return " ".join(re.sub(r"[^\w\s'$.,?-]", " ", text.lower()).split())[:300]
 
 
 def felt_score(text: str, spans: Sequence[tuple[int, int]], score: float | None) -> float | None:
@@ -160,8 +168,16 @@ def decide_turn(
     )
     if turn.bot_answered and bot_text:
         failed = bool(phrase_hits(bot_text, stuck.failure_phrases))
-        answering = intent in ANSWER_INTENTS or fallback or intent == state.last_intent
-        state.bot_repeats = state.bot_repeats + 1 if answering and (failed or same_reply) else 0
+        answered_form = intent in ANSWER_INTENTS or fallback
+        # The customer answered and the bot asked its question again (in other words).
+        question = _last_question(bot_text)
+        reasked = answered_form and any(
+            fuzz.token_set_ratio(question, _last_question(previous)) >= stuck.similarity
+            for previous in state.recent_bot[:1]
+        )
+        going_round = failed or same_reply or reasked
+        answering = answered_form or intent == state.last_intent
+        state.bot_repeats = state.bot_repeats + 1 if answering and going_round else 0
         state.recent_bot = [bot_text, *state.recent_bot][:2]
     words = content_words(turn.text)
     rephrased = _overlap(words, set(state.last_words)) >= REPHRASE_OVERLAP
