@@ -1,6 +1,9 @@
-"""Sentiment benchmark: quality, speed and the mood tracker, recorded in bench/RESULTS.md.
+"""Sentiment benchmark: quality, speed and robustness, recorded in bench/RESULTS.md.
+
+The frustration model (Mood) has its own: bench/frustration.py.
 
     .venv/bin/python bench/sentiment.py [--model PATH] [--compare N] [--no-write] [--limit N]
+    .venv/bin/python bench/sentiment.py --robustness     # flip rates when the style changes
 
 Reads the evaluation sets from ../shared/datasets (or $TANDEM_DATASETS) and skips any
 that are absent. Never trains on them: the default model is built from data/ only.
@@ -16,7 +19,6 @@ import re
 import statistics
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import record_section  # noqa: E402
 from sentiment.analyzer import Analyzer  # noqa: E402
+from sentiment.augment import STYLES, styled  # noqa: E402
 from sentiment.evaluate import (  # noqa: E402
     Dataset,
     InputError,
@@ -34,10 +38,8 @@ from sentiment.evaluate import (  # noqa: E402
     textblob_predictions,
     vader_predictions,
 )
-from sentiment.mood import Mood, MoodSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-USS_FILES = ("MWOZ.txt", "ReDial.txt", "CCPE.txt")
 
 
 def datasets_dir() -> Path:
@@ -133,104 +135,55 @@ def speed(
     }
 
 
-# --------------------------------------------------------------------------- mood
+# --------------------------------------------------------------------------- robustness
+
+ROBUSTNESS_SEED = 20261202  # not the training seed: other typos than the ones trained on
 
 
-def read_uss(path: Path) -> list[list[tuple[str, str, list[int]]]]:
-    """Dialogues as lists of (role, text, ratings); the OVERALL row is dropped."""
-    dialogues: list[list[tuple[str, str, list[int]]]] = []
-    current: list[tuple[str, str, list[int]]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            if current:
-                dialogues.append(current)
-            current = []
-            continue
-        cols = line.split("\t")
-        role, text = cols[0].strip(), cols[1].strip() if len(cols) > 1 else ""
-        if text == "OVERALL":
-            continue
-        ratings = [int(x) for x in re.findall(r"\d", cols[3])] if len(cols) > 3 else []
-        current.append((role, text, ratings))
-    if current:
-        dialogues.append(current)
-    return dialogues
+def robustness(analyzer: Analyzer, data: Dataset) -> dict[str, Any]:
+    """Share of predictions that flip when only the writing style changes."""
+    original = model_predictions(analyzer, data.texts, desc="airline as written")
+    out: dict[str, Any] = {"n": len(data.texts), "original": metrics(data.labels, original)}
+    for style in STYLES:
+        texts = styled(data.texts, style, ROBUSTNESS_SEED)
+        changed = [i for i, (a, b) in enumerate(zip(texts, data.texts, strict=True)) if a != b]
+        preds = model_predictions(analyzer, texts, desc=f"airline, {style}")
+        flips = sum(a != b for a, b in zip(preds, original, strict=True))
+        out[style] = {
+            "flip_rate": flips / len(texts),
+            "changed_texts": len(changed),
+            "macro_f1": metrics(data.labels, preds)["macro_f1"],
+        }
+        say(
+            f"robustness {style:15s} flips {flips / len(texts):.1%} "
+            f"({len(changed)} texts changed), macro-F1 {out[style]['macro_f1']:.3f}"
+        )
+    return out
 
 
-def dissatisfied(ratings: list[int]) -> bool:
-    """Majority rating <= 2 (ties broken toward the lower rating)."""
-    counts = Counter(ratings)
-    top = max(counts.values())
-    return min(r for r, c in counts.items() if c == top) <= 2
-
-
-def mood_bench(
-    analyzer: Analyzer, settings: MoodSettings, limit: int | None
-) -> dict[str, Any] | None:
-    from sklearn.metrics import roc_auc_score
-
-    base = datasets_dir() / "user_satisfaction"
-    files = [base / f for f in USS_FILES if (base / f).is_file()]
-    if not files:
-        say(f"skipping Mood benchmark: no USS files under {base}")
-        return None
-    dialogues = [d for f in files for d in read_uss(f)][:limit]
-    user_texts = [t for d in dialogues for role, t, _ in d if role == "USER"]
-    scores = analyzer.score_batch(user_texts)  # one pass, then replay per dialogue
-    say(f"scored {len(user_texts)} USER turns for the Mood benchmark")
-
-    labels, index, sentiment_only = [], [], []
-    leads: list[int] = []
-    outcome = Counter()
-    false_alarm = Counter()
-    k = 0
-    for dialogue in dialogues:
-        mood = Mood(settings)
-        first_bad = first_cross = None
-        turn = 0
-        for role, text, ratings in dialogue:
-            if role != "USER":
-                mood.bot_answered()
-                continue
-            s = scores[k]
-            k += 1
-            value = mood.add_customer_message(text, s)
-            bad = dissatisfied(ratings) if ratings else False
-            labels.append(int(bad))
-            index.append(value)
-            sentiment_only.append(-s.score)
-            if bad and first_bad is None:
-                first_bad = turn
-            if value >= settings.escalation_threshold and first_cross is None:
-                first_cross = turn
-            turn += 1
-        if first_bad is None:
-            false_alarm["crossed" if first_cross is not None else "quiet"] += 1
-            continue
-        if first_cross is None:
-            outcome["never"] += 1
-        else:
-            lead = first_bad - first_cross
-            leads.append(lead)
-            outcome["before" if lead > 0 else "at" if lead == 0 else "after"] += 1
-    n_bad_dialogues = sum(outcome.values())
-    return {
-        "files": [f.name for f in files],
-        "dialogues": len(dialogues),
-        "turns": len(labels),
-        "dissatisfied_turns": sum(labels),
-        "auc": float(roc_auc_score(labels, index)),
-        "auc_sentiment_only": float(roc_auc_score(labels, sentiment_only)),
-        "dialogues_with_dissatisfied": n_bad_dialogues,
-        "lead_median": statistics.median(leads) if leads else None,
-        "share": {
-            k: outcome[k] / n_bad_dialogues if n_bad_dialogues else 0.0
-            for k in ("before", "at", "after", "never")
-        },
-        "false_alarm_rate": false_alarm["crossed"] / max(1, sum(false_alarm.values())),
-        "satisfied_dialogues": sum(false_alarm.values()),
-        "threshold": settings.escalation_threshold,
-    }
+def robustness_lines(result: dict[str, Any], model_desc: str) -> list[str]:
+    targets = {"no_punctuation": "≤ 5%", "typos": "≤ 5%", "caps": "≤ 3%"}
+    orig = result["original"]
+    return [
+        f"Model: {model_desc}. Airline dev (United + US Airways, "
+        f"`../shared/datasets/airline_sentiment_dev`), {result['n']} tweets, float32. "
+        f"As written: macro-F1 {orig['macro_f1']:.3f}, accuracy {orig['accuracy']:.3f} "
+        "(must stay ≥ 0.643).",
+        "",
+        "| style (`sentiment/augment.py`, seed " + str(ROBUSTNESS_SEED) + ") | texts changed "
+        "| predictions flipped | target | macro-F1 in that style |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {style} | {result[style]['changed_texts']} | {result[style]['flip_rate']:.1%} "
+            f"| {targets[style]} | {result[style]['macro_f1']:.3f} |"
+            for style in STYLES
+        ),
+        "",
+        "A flip is a different predicted label for the same tweet. No punctuation keeps "
+        "@handles and links; typos: each word of 4+ letters gets one slip (swap, drop, "
+        "double, neighbouring key) with probability 0.15. The training corpus is augmented "
+        "with the same kinds of variant (other seed); the evaluation tweets never are.",
+    ]
 
 
 # --------------------------------------------------------------------------- report
@@ -254,7 +207,6 @@ def markdown(
     q: list[dict[str, Any]],
     cmp_rows: list[dict[str, Any]],
     sp: dict[str, dict[str, float]],
-    mood: dict[str, Any] | None,
 ) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpu = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
@@ -310,30 +262,6 @@ def markdown(
             "can exceed wall time; load avg is the 1-minute load when the run ended.",
             "",
         ]
-    if mood:
-        sh = mood["share"]
-        lead = "n/a" if mood["lead_median"] is None else f"{mood['lead_median']:+g}"
-        out += [
-            "### Mood (frustration index) on User Satisfaction Simulation",
-            "",
-            f"Files {', '.join(mood['files'])}: {mood['dialogues']} dialogues, "
-            f"{mood['turns']} user turns, {mood['dissatisfied_turns']} dissatisfied "
-            "(majority rating 1-2). Bot turns are fed as ordinary answers (the data has no "
-            "fallback events).",
-            "",
-            "| measure | value |",
-            "|---|---:|",
-            f"| AUC, frustration index vs dissatisfied turns | {mood['auc']:.3f} |",
-            f"| AUC, sentiment score alone (-score) | {mood['auc_sentiment_only']:.3f} |",
-            f"| dialogues with a dissatisfied turn | {mood['dialogues_with_dissatisfied']} |",
-            f"| median lead (turns the index crossed {mood['threshold']} before the first "
-            f"dissatisfied turn; + = earlier) | {lead} |",
-            f"| crossed before / at / after / never | {sh['before']:.1%} / {sh['at']:.1%} / "
-            f"{sh['after']:.1%} / {sh['never']:.1%} |",
-            f"| dialogues without dissatisfied turns where it crossed (false alarms) | "
-            f"{mood['false_alarm_rate']:.1%} of {mood['satisfied_dialogues']} |",
-            "",
-        ]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -361,6 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--limit", type=int, default=None, help="rows per dataset (smoke runs)")
+    parser.add_argument(
+        "--robustness",
+        action="store_true",
+        help="only: prediction flip rates on airline dev without punctuation, with typos, in caps",
+    )
     args = parser.parse_args(argv)
     command = "python bench/sentiment.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
 
@@ -383,6 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         else float("nan")
     )
     model_desc = f"`{Path(model).name}` ({size_mb:.1f} MB on disk; loads in {load_s:.2f} s)"
+
+    if args.robustness:
+        [airline] = [data for title, data in eval_sets(args.limit) if title.startswith("Airline")]
+        lines = robustness_lines(robustness(fp32, airline), model_desc)
+        print("\n".join(lines))
+        if not args.no_write and not args.limit:
+            record_section("Sentiment robustness", command, lines)
+            say(f"updated {RESULTS}")
+        return 0
 
     sets = eval_sets(args.limit)
     q = quality({"Tandem (float32)": fp32}, sets)
@@ -410,15 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"p95 {s['batch_p95']:.2f} (cpu {s['batch_cpu_p50']:.2f}); load {s['load_avg']:.1f}"
         )
 
-    mood = mood_bench(fp32, MoodSettings(), args.limit)
-    if mood:
-        say(
-            f"mood: AUC {mood['auc']:.3f} (sentiment only {mood['auc_sentiment_only']:.3f}); "
-            f"lead median {mood['lead_median']}; shares {mood['share']}; "
-            f"false alarms {mood['false_alarm_rate']:.1%}"
-        )
-
-    section = markdown(command, model_desc, q, cmp_rows, sp, mood)
+    section = markdown(command, model_desc, q, cmp_rows, sp)
     print(section)
     if not args.no_write and not args.limit:
         write_section(section)

@@ -72,7 +72,7 @@ class SentimentScores:
 # Twitter-style handles and links carry no sentiment; normalise them the way public
 # sentiment models (e.g. cardiffnlp) do so that a handle never dominates a short text.
 _MENTION = re.compile(r"(?<![\w@])@\w+")
-_URL = re.compile(r"https?://\S+|www\.\S+")
+_URL = re.compile(r"(?i)https?://\S+|www\.\S+")  # "HTTP://..." in a shouted message too
 
 
 def preprocess(text: str) -> str:

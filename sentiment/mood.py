@@ -2,14 +2,20 @@
 
 The gateway calls ``add_customer_message(text, scores)`` for every customer message
 (``scores`` from :class:`sentiment.analyzer.Analyzer`) and ``add_bot_event("fallback")``
-/ ``add_bot_event("answer")`` for the bot's replies. ``frustration`` is one index in
-[0, 1]: the clipped sum of weighted components, each kept with its raw value, weight and
-contribution so that ``explain()`` can say why. ``to_dict``/``from_dict`` round-trip the
-state as JSON-safe data for per-conversation storage. No torch import here.
+/ ``add_bot_event("reask")`` / ``add_bot_event("answer")`` for the bot's replies.
+
+Each component (sentiment level and trend, repeats, fallbacks, form re-asks, caps, "???",
+profanity, threats, waiting, impatience) has a raw value in [0, 1]. ``frustration`` is a
+calibrated probability: a logistic model over the components whose weights were fitted on
+rated dialogues (``python -m sentiment.fit_frustration``, stored as data in
+``sentiment/data/frustration_weights.yaml``). Each component's contribution (log-odds,
+weight x value) is kept so that ``explain()`` can say why. ``to_dict``/``from_dict``
+round-trip the state as JSON-safe data for per-conversation storage. No torch import here.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -20,14 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rapidfuzz import fuzz
 
 COMPONENTS: tuple[str, ...] = (
-    "negativity", "trend", "repetition", "fallbacks", "caps",
-    "punctuation", "profanity", "threat", "impatience",
+    "message", "negativity", "trend", "repetition", "fallbacks", "reasks", "caps",
+    "punctuation", "profanity", "threat", "waiting", "impatience",
 )  # fmt: skip
-STATE_VERSION = 1
+# Message-level signals: set by a message or bot turn, then fading turn by turn.
+_LEVELS: tuple[str, ...] = COMPONENTS[3:]
+STATE_VERSION = 2  # 2 added reasks, waiting and the bot's recent questions; 1 still loads
+WEIGHTS_FILE = "frustration_weights.yaml"
+_FALLBACK_EVENTS = frozenset({"fallback", "nlu_fallback", "utter_default", "default"})
+_REASK_EVENTS = frozenset({"reask", "form_reask", "repeat_question"})
 # Order numbers, e-mail addresses, phone numbers: data, not feelings (see carries_feeling).
 _DATA = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|[#+(]?\d[\d\s().-]*")
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -38,20 +49,55 @@ _THREAT_WORDING = {
 }
 
 
-class MoodWeights(BaseModel):
-    """Weight of each component; the index is min(1, sum(weight * raw))."""
+class ComponentWeight(BaseModel):
+    """One component's coefficient, in log-odds per ``scale`` units of its raw value."""
 
     model_config = ConfigDict(extra="forbid")
 
-    negativity: float = Field(0.45, ge=0)
-    trend: float = Field(0.20, ge=0)
-    repetition: float = Field(0.30, ge=0)
-    fallbacks: float = Field(0.35, ge=0)
-    caps: float = Field(0.15, ge=0)
-    punctuation: float = Field(0.10, ge=0)
-    profanity: float = Field(0.25, ge=0)
-    threat: float = Field(0.45, ge=0)
-    impatience: float = Field(0.35, ge=0)
+    coef: float
+    scale: float = Field(1.0, gt=0)
+    fitted: bool = True
+    note: str = ""
+
+    @property
+    def weight(self) -> float:
+        """Log-odds per unit of the raw value."""
+        return self.coef / self.scale
+
+
+class FrustrationModel(BaseModel):
+    """p(frustrated) = sigmoid(intercept + sum(coef * raw / scale)) over all COMPONENTS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intercept: float
+    components: dict[str, ComponentWeight]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _all_components(self) -> FrustrationModel:
+        missing = sorted(set(COMPONENTS) - set(self.components))
+        unknown = sorted(set(self.components) - set(COMPONENTS))
+        if missing or unknown:
+            raise ValueError(f"frustration weights: missing {missing}, unknown {unknown}")
+        return self
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> FrustrationModel:
+        return cls.model_validate(dict(data))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> FrustrationModel:
+        return cls.from_mapping(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+
+    def probability(self, logit: float) -> float:
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
+
+
+@lru_cache(maxsize=8)
+def load_weights(path: Path | None = None) -> FrustrationModel:
+    """The fitted weights: a given file, else the package's sentiment/data copy."""
+    return FrustrationModel.from_mapping(yaml.safe_load(_data_text(WEIGHTS_FILE, path)) or {})
 
 
 class MoodSettings(BaseModel):
@@ -59,7 +105,10 @@ class MoodSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: MoodWeights = Field(default_factory=MoodWeights)
+    model: FrustrationModel | None = Field(
+        None, description="fitted weights passed in; default: weights_file or the package's"
+    )
+    weights_file: Path | None = None
     escalation_threshold: float = Field(0.7, ge=0, le=1)
     ema_alpha: float = Field(0.5, gt=0, le=1, description="weight of the newest message")
     trend_window: int = Field(4, ge=2, description="customer turns in the slope")
@@ -74,8 +123,9 @@ class MoodSettings(BaseModel):
     repeat_min_tokens: int = Field(3, ge=1)
     repeat_saturation: int = Field(2, ge=1, description="repeats that count as full signal")
     fallback_saturation: int = Field(2, ge=1, description="consecutive fallbacks = full signal")
+    reask_saturation: int = Field(2, ge=1, description="bot re-asks that count as full signal")
     caps_min_letters: int = Field(6, ge=1)
-    explain_min_contribution: float = Field(0.03, ge=0)
+    explain_min_contribution: float = Field(0.1, ge=0, description="log-odds shown in reasons")
     phrases_file: Path | None = None
     profanity_file: Path | None = None
 
@@ -87,9 +137,15 @@ class MoodSettings(BaseModel):
     def from_yaml(cls, path: str | Path) -> MoodSettings:
         return cls.from_mapping(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
 
+    @property
+    def frustration_model(self) -> FrustrationModel:
+        return self.model or load_weights(self.weights_file)
+
 
 @dataclass(frozen=True, slots=True)
 class Component:
+    """A component's raw value, its weight (log-odds per unit) and what it means."""
+
     name: str
     raw: float
     weight: float
@@ -97,6 +153,7 @@ class Component:
 
     @property
     def contribution(self) -> float:
+        """Log-odds this component adds to the frustration (weight x value)."""
         return self.raw * self.weight
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +178,7 @@ def _normalise(text: str) -> str:
 @dataclass(frozen=True)
 class _Lexicon:
     impatience: tuple[str, ...]
+    waiting: tuple[str, ...]
     threats: tuple[tuple[str, str], ...]  # (phrase, group)
     stopwords: frozenset[str]
     profanity: frozenset[str]
@@ -143,6 +201,7 @@ def _lexicon(phrases_file: Path | None, profanity_file: Path | None) -> _Lexicon
     words = _data_text("profanity.txt", profanity_file).splitlines()
     return _Lexicon(
         impatience=tuple(_normalise(p) for p in data.get("impatience") or ()),
+        waiting=tuple(_normalise(p) for p in data.get("waiting") or ()),
         threats=threats,
         stopwords=frozenset(_normalise(str(w)) for w in data.get("stopwords") or ()),
         profanity=frozenset(
@@ -192,22 +251,13 @@ class Mood:
         self.ema: float | None = None
         self.scores: deque[float] = deque(maxlen=s.trend_window)
         self.recent: deque[str] = deque(maxlen=s.repeat_lookback)  # normalised texts
+        self.bot_recent: deque[str] = deque(maxlen=s.repeat_lookback)  # the bot's questions
         self.total_repeats = 0
+        self.total_reasks = 0
         self.consecutive_fallbacks = 0
         self.total_fallbacks = 0
         # Message-level signals fade by signal_decay each customer turn.
-        self.levels: dict[str, float] = {
-            k: 0.0
-            for k in (
-                "repetition",
-                "caps",
-                "punctuation",
-                "profanity",
-                "threat",
-                "impatience",
-                "fallbacks",
-            )
-        }
+        self.levels: dict[str, float] = dict.fromkeys(_LEVELS, 0.0)
         self.details: dict[str, str] = {}
         self.peak = 0.0
 
@@ -225,8 +275,9 @@ class Mood:
         self.ema = score if self.ema is None else s.ema_alpha * score + (1 - s.ema_alpha) * self.ema
         self.scores.append(score)
 
-        for key in ("repetition", "caps", "punctuation", "profanity", "threat", "impatience"):
-            self.levels[key] *= s.signal_decay
+        for key in _LEVELS:
+            if key != "fallbacks":  # fallbacks fade when the bot answers, not here
+                self.levels[key] *= s.signal_decay
         norm = _normalise(text)
         self._signal("caps", self._caps(text), "caps")
         punct = 1.0 if re.search(r"[?!]{3,}", text) else 0.5 if re.search(r"[?!]{2}", text) else 0
@@ -238,26 +289,26 @@ class Mood:
         if threats:
             group = threats[0][1]
             self._signal("threat", 1.0, _THREAT_WORDING.get(group, f"threat ({group})"))
-        impatient = _find(norm, self._lex.impatience)
-        if impatient:
-            self._signal("impatience", 1.0, f"impatience ('{max(impatient, key=len)}')")
+        for key in ("waiting", "impatience"):
+            found = _find(norm, getattr(self._lex, key))
+            if found:
+                self._signal(key, 1.0, f"{key} ('{max(found, key=len)}')")
 
-        if self._is_repeat(tokens):
+        if self._is_repeat(tokens, self.recent):
             self.total_repeats += 1
-            # Each repeat adds 1/saturation on top of what is left of earlier ones.
-            level = min(1.0, self.levels["repetition"] / s.signal_decay + 1 / s.repeat_saturation)
             n = self.total_repeats
-            self._signal("repetition", level, "repeated question" + (f" x{n}" if n > 1 else ""))
+            self._bump("repetition", "repeated question" + (f" x{n}" if n > 1 else ""))
         if len(tokens) >= s.repeat_min_tokens:
             self.recent.append(norm)
-        index = self.frustration
-        self.peak = max(self.peak, index)
-        return index
+        return self._updated()
 
-    def add_bot_event(self, event: str) -> float:
-        """Record a bot turn: "fallback" (did not understand) or anything else (answered)."""
+    def add_bot_event(self, event: str, text: str | None = None) -> float:
+        """Record a bot turn: "fallback" (did not understand), "reask" (asked again for a
+        form field) or anything else (answered). With the bot's ``text``, a question it
+        already asked counts as a re-ask too."""
         s = self.settings
-        if event.lower() in {"fallback", "nlu_fallback", "utter_default", "default"}:
+        event = event.lower()
+        if event in _FALLBACK_EVENTS:
             self.consecutive_fallbacks += 1
             self.total_fallbacks += 1
             level = min(1.0, self.consecutive_fallbacks / s.fallback_saturation)
@@ -267,9 +318,14 @@ class Mood:
         else:
             self.consecutive_fallbacks = 0
             self.levels["fallbacks"] *= s.signal_decay
-        index = self.frustration
-        self.peak = max(self.peak, index)
-        return index
+        tokens = _normalise(text).split() if text and "?" in text else []
+        if event in _REASK_EVENTS or self._is_repeat(tokens, self.bot_recent):
+            self.total_reasks += 1
+            n = self.total_reasks
+            self._bump("reasks", "the bot asked again" + (f" x{n}" if n > 1 else ""))
+        if len(tokens) >= s.repeat_min_tokens:
+            self.bot_recent.append(" ".join(tokens))
+        return self._updated()
 
     def bot_fallback(self) -> float:
         return self.add_bot_event("fallback")
@@ -277,12 +333,25 @@ class Mood:
     def bot_answered(self) -> float:
         return self.add_bot_event("answer")
 
+    def _updated(self) -> float:
+        index = self.frustration
+        self.peak = max(self.peak, index)
+        return index
+
     # ------------------------------------------------------------------ signals
 
     def _signal(self, key: str, raw: float, detail: str) -> None:
         if raw > 0 and raw >= self.levels[key]:
             self.details[key] = detail
         self.levels[key] = max(self.levels[key], raw)
+
+    def _bump(self, key: str, detail: str) -> None:
+        # Each repeat adds 1/saturation on top of what is left of earlier ones (the level
+        # already faded this turn, so undo that once).
+        s = self.settings
+        saturation = s.repeat_saturation if key == "repetition" else s.reask_saturation
+        faded = self.levels[key] / s.signal_decay if s.signal_decay else 0.0
+        self._signal(key, min(1.0, faded + 1 / saturation), detail)
 
     def _caps(self, text: str) -> float:
         letters = [c for c in text if c.isalpha()]
@@ -297,13 +366,13 @@ class Mood:
         long_ones = [w for w in shouted if len(w) >= 4]
         return 0.5 if any(len(w) >= 5 for w in shouted) or len(long_ones) >= 2 else 0.0
 
-    def _is_repeat(self, tokens: list[str]) -> bool:
+    def _is_repeat(self, tokens: list[str], earlier: Iterable[str]) -> bool:
         s = self.settings
-        if len(tokens) < s.repeat_min_tokens or not self.recent:
+        if len(tokens) < s.repeat_min_tokens:
             return False
         content = {t for t in tokens if t not in self._lex.stopwords}
         norm = " ".join(tokens)
-        for previous in self.recent:
+        for previous in earlier:
             prev_content = {t for t in previous.split() if t not in self._lex.stopwords}
             union = content | prev_content
             jaccard = len(content & prev_content) / len(union) if union else 0.0
@@ -319,32 +388,56 @@ class Mood:
         """Least-squares slope of the sentiment score over the last trend_window turns."""
         return _slope(list(self.scores))
 
-    def components(self) -> list[Component]:
-        s, w = self.settings, self.settings.weights
-        ema = self.ema or 0.0
+    def features(self) -> dict[str, float]:
+        """Each component's raw value (what the weights were fitted on): the sentiment of
+        the latest message and the rolling mood in [-1, 1] (negative = positive feeling,
+        which lowers the index), every other signal in [0, 1]."""
+        s = self.settings
         slope = self.trend
         # A falling score matters only if it ends below neutral ("great" -> "ok" is fine).
         falling = bool(self.scores) and self.scores[-1] < 0 and slope < 0
-        trend_raw = min(1.0, -slope / s.trend_full_slope) if falling else 0.0
-        out = [
-            Component("negativity", max(0.0, -ema), w.negativity, f"negative mood ({ema:+.2f})"),
-            Component("trend", trend_raw, w.trend, f"negative trend over {len(self.scores)} turns"),
+        return {
+            "message": -self.scores[-1] if self.scores else 0.0,
+            "negativity": -(self.ema or 0.0),
+            "trend": min(1.0, -slope / s.trend_full_slope) if falling else 0.0,
+            **{key: self.levels[key] for key in _LEVELS},
+        }
+
+    def components(self) -> list[Component]:
+        model = self.settings.frustration_model
+        ema = self.ema or 0.0
+        last = self.scores[-1] if self.scores else 0.0
+        details = {
+            **self.details,
+            "message": f"{'negative' if last < 0 else 'positive'} message ({last:+.2f})",
+            "negativity": f"{'negative' if ema < 0 else 'positive'} mood ({ema:+.2f})",
+            "trend": f"negative trend over {len(self.scores)} turns",
+        }
+        return [
+            Component(key, raw, model.components[key].weight, details.get(key, key))
+            for key, raw in self.features().items()
         ]
-        for key in COMPONENTS[2:]:
-            detail = self.details.get(key, key)
-            out.append(Component(key, self.levels[key], getattr(w, key), detail))
-        return out
+
+    @property
+    def logit(self) -> float:
+        model = self.settings.frustration_model
+        return model.intercept + sum(c.contribution for c in self.components())
 
     @property
     def frustration(self) -> float:
-        return min(1.0, sum(c.contribution for c in self.components()))
+        """Calibrated probability that the customer is frustrated at this point."""
+        return self.settings.frustration_model.probability(self.logit)
 
     @property
     def should_escalate(self) -> bool:
         return self.frustration >= self.settings.escalation_threshold
 
+    def contributions(self) -> list[tuple[str, float, float]]:
+        """(name, value, contribution in log-odds) for EVERY component, in COMPONENTS order."""
+        return [(c.name, round(c.raw, 4), round(c.contribution, 4)) for c in self.components()]
+
     def explain(self) -> str:
-        """E.g. "frustration 0.81: negative trend over 3 turns, 2 fallbacks, caps"."""
+        """E.g. "frustration 0.81: 2 fallbacks (+1.9), caps (+0.6), negative trend (+0.4)"."""
         parts = sorted(
             (
                 c
@@ -354,15 +447,17 @@ class Mood:
             key=lambda c: c.contribution,
             reverse=True,
         )
-        reasons = ", ".join(c.detail for c in parts) or "calm"
+        reasons = ", ".join(f"{c.detail} ({c.contribution:+.1f})" for c in parts) or "calm"
         return f"frustration {self.frustration:.2f}: {reasons}"
 
     def brief(self) -> dict[str, Any]:
-        """The short form staff and the log show: index, explanation and rolling score."""
+        """The short form staff and the log show: index, explanation, rolling score and
+        each component's (name, value, contribution)."""
         return {
             "frustration": round(self.frustration, 4),
             "explanation": self.explain(),
             "ema": None if self.ema is None else round(self.ema, 4),
+            "contributions": [list(c) for c in self.contributions()],
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -374,6 +469,7 @@ class Mood:
             "ema": None if self.ema is None else round(self.ema, 4),
             "trend": round(self.trend, 4),
             "explanation": self.explain(),
+            "intercept": round(self.settings.frustration_model.intercept, 4),
             "components": [c.to_dict() for c in self.components()],
         }
 
@@ -387,7 +483,9 @@ class Mood:
             "ema": self.ema,
             "scores": list(self.scores),
             "recent": list(self.recent),
+            "bot_recent": list(self.bot_recent),
             "total_repeats": self.total_repeats,
+            "total_reasks": self.total_reasks,
             "consecutive_fallbacks": self.consecutive_fallbacks,
             "total_fallbacks": self.total_fallbacks,
             "levels": dict(self.levels),
@@ -397,21 +495,26 @@ class Mood:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], settings: MoodSettings | None = None) -> Mood:
+        """Load a stored state; version 1 (before re-asks and waiting) loads with them at 0."""
         mood = cls(settings)
         if not data:
             return mood
-        if data.get("version") != STATE_VERSION:
+        if data.get("version") not in (1, STATE_VERSION):
             raise ValueError(f"unsupported Mood state version {data.get('version')!r}")
         mood.customer_turns = int(data["customer_turns"])
         mood.ema = None if data["ema"] is None else float(data["ema"])
         mood.scores.extend(float(x) for x in data["scores"])
         mood.recent.extend(str(x) for x in data["recent"])
+        mood.bot_recent.extend(str(x) for x in data.get("bot_recent", ()))
         mood.total_repeats = int(data["total_repeats"])
+        mood.total_reasks = int(data.get("total_reasks", 0))
         mood.consecutive_fallbacks = int(data["consecutive_fallbacks"])
         mood.total_fallbacks = int(data["total_fallbacks"])
         mood.levels.update({k: float(v) for k, v in data["levels"].items() if k in mood.levels})
         mood.details.update({str(k): str(v) for k, v in data["details"].items()})
-        mood.peak = float(data.get("peak", 0.0))
+        # The peak is recomputed on the current weights (a v1 peak was on the old scale).
+        stored_peak = float(data.get("peak", 0.0))
+        mood.peak = stored_peak if data.get("version") == STATE_VERSION else mood.frustration
         return mood
 
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import re
 from pathlib import Path
 
 import pytest
 from sentiment_fixtures import trained_model_path
 
-from sentiment.mood import COMPONENTS, Mood, MoodSettings, carries_feeling
+from sentiment.fit_frustration import bot_event, dissatisfied, fit, read_uss, replay
+from sentiment.mood import (
+    COMPONENTS,
+    FrustrationModel,
+    Mood,
+    MoodSettings,
+    carries_feeling,
+    load_weights,
+)
 
 Turn = tuple[str, float, str | None]  # customer text, sentiment score, bot event after it
 
@@ -45,21 +55,27 @@ def test_frustration_rises_and_escalates() -> None:
     assert mood.should_escalate
     text = mood.explain()
     assert re.match(r"^frustration \d\.\d\d: ", text)
-    for reason in ("2 fallbacks", "caps", "repeated question", "impatience", "negative trend"):
+    for reason in ("2 fallbacks", "repeated question", "impatience", "negative trend"):
         assert reason in text
+    # Every reason carries its contribution in log-odds, largest first.
+    shown = [float(x) for x in re.findall(r"\(([+-]\d+\.\d)\)", text)]
+    assert shown and shown == sorted(shown, reverse=True)
 
 
 def test_calm_conversation_stays_calm() -> None:
     mood, trace = play(CALM)
     assert max(trace) < 0.1
     assert not mood.should_escalate
-    assert mood.explain() == "frustration 0.00: calm"
+    assert re.fullmatch(r"frustration 0\.0\d: calm", mood.explain())
+    # A happy customer is less likely to be frustrated than the calm baseline.
+    model = mood.settings.frustration_model
+    assert mood.frustration < model.probability(model.intercept)
 
 
 def test_one_polite_complaint_does_not_escalate() -> None:
     mood, _ = play([("My parcel arrived damaged, could you help me return it?", -0.7, "answer")])
     assert 0.1 < mood.frustration < mood.settings.escalation_threshold
-    assert "negative mood" in mood.explain()
+    assert "negative message" in mood.explain()
 
 
 def test_frustration_fades_when_things_go_well() -> None:
@@ -81,6 +97,7 @@ def test_frustration_fades_when_things_go_well() -> None:
         ("Enjoy your one star review on Trustpilot", "threat of a bad review"),
         ("Cancel my account, I'm taking my business elsewhere", "threat to leave"),
         ("this is the third time I ask", "impatience ('third time')"),
+        ("I have been waiting for days", "waiting ('waiting for days')"),
         ("What the f*ck is going on", "profanity"),
         ("hello??? anyone???", "'???'/'!!!'"),
         ("I NEED THIS FIXED TODAY", "caps"),
@@ -94,7 +111,7 @@ def test_signals_from_data_files(text: str, reason: str) -> None:
 
 def test_acronyms_and_order_numbers_are_not_shouting() -> None:
     mood, _ = play([("Is my UPS parcel 10482 coming by DHL or USPS?", 0.0, "answer")])
-    assert mood.frustration == 0.0
+    assert all(value == 0.0 for _, value, _ in mood.contributions())
 
 
 def test_rephrased_question_counts_as_repeat() -> None:
@@ -114,17 +131,28 @@ def test_rephrased_question_counts_as_repeat() -> None:
     assert "repeated" not in other.explain()
 
 
-def test_components_are_kept_and_sum_to_index() -> None:
+def test_components_are_kept_and_add_up_to_the_probability() -> None:
     mood, _ = play(ANGRY[:2])
     comps = mood.components()
     assert [c.name for c in comps] == list(COMPONENTS)
+    model = mood.settings.frustration_model
     for c in comps:
-        assert 0.0 <= c.raw <= 1.0
+        assert -1.0 <= c.raw <= 1.0
         assert c.contribution == pytest.approx(c.raw * c.weight)
-    assert mood.frustration == pytest.approx(min(1.0, sum(c.contribution for c in comps)))
+        spec = model.components[c.name]
+        assert c.weight == pytest.approx(spec.coef / spec.scale)
+    logit = model.intercept + sum(c.contribution for c in comps)
+    assert mood.frustration == pytest.approx(1 / (1 + math.exp(-logit)))
+    # The structured breakdown lists EVERY component: (name, value, contribution).
+    rows = mood.contributions()
+    assert [r[0] for r in rows] == list(COMPONENTS)
+    assert dict((n, v) for n, v, _ in rows)["fallbacks"] > 0
+    brief = mood.brief()
+    assert [r[0] for r in brief["contributions"]] == list(COMPONENTS)
     snap = mood.snapshot()
     assert snap["explanation"] == mood.explain()
     json.dumps(snap)
+    json.dumps(brief)
 
 
 def test_serialisation_round_trip_continues_identically() -> None:
@@ -135,27 +163,99 @@ def test_serialisation_round_trip_continues_identically() -> None:
     _, a = play(ANGRY[2:], first)
     _, b = play(ANGRY[2:], restored)
     assert a == b
-    assert Mood.from_dict({}).frustration == 0.0
+    assert Mood.from_dict({}).frustration == Mood().frustration
     with pytest.raises(ValueError):
         Mood.from_dict({"version": 99})
 
 
+# A state stored before re-asks and waiting existed (version 1).
+V1_STATE = {
+    "version": 1, "customer_turns": 2, "ema": -0.45, "scores": [-0.2, -0.7],
+    "recent": ["where is my order 10482", "where is my order 10482 it was due monday"],
+    "total_repeats": 1, "consecutive_fallbacks": 2, "total_fallbacks": 2,
+    "levels": {"repetition": 0.5, "caps": 0.0, "punctuation": 0.0, "profanity": 0.0,
+               "threat": 0.0, "impatience": 0.0, "fallbacks": 1.0},
+    "details": {"repetition": "repeated question", "fallbacks": "2 fallbacks"},
+    "peak": 0.93,
+}  # fmt: skip
+
+
+def test_old_stored_state_still_loads() -> None:
+    mood = Mood.from_dict(V1_STATE)
+    assert mood.customer_turns == 2 and mood.ema == -0.45 and list(mood.scores) == [-0.2, -0.7]
+    assert mood.levels["reasks"] == 0.0 and mood.levels["waiting"] == 0.0
+    assert "2 fallbacks" in mood.explain()
+    assert mood.peak == pytest.approx(mood.frustration)  # re-expressed on the fitted scale
+    mood.add_customer_message("where is my order 10482??", -0.8)
+    assert mood.to_dict()["version"] == 2
+
+
+def test_form_reasks_count() -> None:
+    mood = Mood()
+    mood.add_customer_message("I want to cancel my order", -0.1)
+    base = mood.add_bot_event("answer", "What is your order number?")
+    mood.add_customer_message("it's the blue dress one", 0.0)
+    again = mood.add_bot_event("answer", "Sorry, what is your order number?")
+    assert mood.levels["reasks"] > 0 and again > base
+    assert dict((n, c) for n, _, c in mood.contributions())["reasks"] > 0
+    explicit = Mood()
+    explicit.add_customer_message("hi", 0.0)
+    explicit.add_bot_event("reask")
+    explicit.add_bot_event("reask")
+    assert explicit.levels["reasks"] == 1.0
+    assert explicit.total_reasks == 2
+
+
 def test_settings_from_dict_and_yaml(tmp_path: Path) -> None:
-    settings = MoodSettings.from_mapping(
-        {"escalation_threshold": 0.3, "weights": {"fallbacks": 0.9}}
-    )
-    assert settings.weights.fallbacks == 0.9 and settings.weights.caps == 0.15
-    mood = Mood(settings)
-    mood.add_customer_message("hi", 0.0)
-    mood.bot_fallback()
-    mood.bot_fallback()
-    assert mood.should_escalate
+    settings = MoodSettings.from_mapping({"escalation_threshold": 0.3})
+    assert settings.escalation_threshold == 0.3
     path = tmp_path / "mood.yml"
-    path.write_text("escalation_threshold: 0.5\nweights:\n  caps: 0.0\n")
+    path.write_text("escalation_threshold: 0.5\nema_alpha: 0.7\n")
     loaded = MoodSettings.from_yaml(path)
-    assert loaded.escalation_threshold == 0.5 and loaded.weights.caps == 0.0
+    assert loaded.escalation_threshold == 0.5
+    assert loaded.ema_alpha == 0.7
     with pytest.raises(ValueError):
-        MoodSettings.from_mapping({"weights": {"nonsense": 1}})
+        MoodSettings.from_mapping({"nonsense": 1})
+
+
+def _weights(**coefs: float) -> dict:
+    return {
+        "intercept": -3.0,
+        "components": {name: {"coef": coefs.get(name, 0.0)} for name in COMPONENTS},
+    }
+
+
+def test_weights_are_data_passed_in_or_from_a_file(tmp_path: Path) -> None:
+    only_fallbacks = FrustrationModel.from_mapping(_weights(fallbacks=6.0))
+    mood = Mood(MoodSettings(model=only_fallbacks))
+    mood.add_customer_message("WHY IS NOBODY ANSWERING??? this is ridiculous", -0.9)
+    assert mood.frustration == pytest.approx(1 / (1 + math.exp(3.0)))  # nothing else counts
+    mood.bot_fallback()
+    mood.bot_fallback()
+    assert mood.frustration == pytest.approx(1 / (1 + math.exp(-3.0)))
+    assert mood.explain().startswith("frustration 0.95: 2 fallbacks (+6.0)")
+    path = tmp_path / "w.yaml"
+    path.write_text(json.dumps(_weights(caps=4.0)))  # JSON is YAML
+    shouting = Mood(MoodSettings(weights_file=path))
+    shouting.add_customer_message("WHERE IS MY PARCEL", 0.0)
+    assert shouting.frustration == pytest.approx(1 / (1 + math.exp(-1.0)))
+    broken = _weights()
+    del broken["components"]["caps"]
+    with pytest.raises(ValueError, match="missing \\['caps'\\]"):
+        FrustrationModel.from_mapping(broken)
+
+
+def test_shipped_weights_were_fitted_and_say_how() -> None:
+    model = load_weights()
+    meta = model.metadata
+    assert meta["command"].startswith("python -m sentiment.fit_frustration")
+    assert meta["cv"] == "GroupKFold by dialogue"
+    assert set(meta["data_files"]) == {"MWOZ.txt", "ReDial.txt", "CCPE.txt"}
+    assert meta["cv_auc"]["overall"] > meta["sentiment_alone_auc"]["overall"]
+    assert model.components["negativity"].fitted or model.components["message"].fitted
+    # Every component raises the index when present (none may lower it).
+    for name, spec in model.components.items():
+        assert spec.coef >= 0, name
 
 
 def test_custom_phrase_file(tmp_path: Path) -> None:
@@ -187,7 +287,6 @@ def test_accepts_real_analyzer_scores() -> None:
 
 def test_form_answers_carry_no_feeling_and_entities_are_ignored() -> None:
 
-
     assert not carries_feeling("10482")
     assert not carries_feeling("jane@example.com")
     assert not carries_feeling("+1 (312) 555-0142")
@@ -198,9 +297,58 @@ def test_form_answers_carry_no_feeling_and_entities_are_ignored() -> None:
 
 def test_brief_is_the_short_form_of_the_snapshot() -> None:
 
-
     mood = Mood()
     brief = mood.brief()
-    assert set(brief) == {"frustration", "explanation", "ema"}
+    assert set(brief) == {"frustration", "explanation", "ema", "contributions"}
     assert brief["frustration"] == mood.snapshot()["frustration"]
     assert brief["explanation"].startswith("frustration ")
+
+
+# --------------------------------------------------------------------------- fitting
+
+USS_SAMPLE = """\
+USER\tHi, I need a cheap hotel in the north.\tHotel-Inform\t3,3,3
+SYSTEM\tSorry, there are no cheap hotels in the north.\tHotel-NoOffer\t
+USER\tReally? Then a cheap hotel in the north or the centre please.\tHotel-Inform\t2,2,3
+SYSTEM\tThe Alpha is in the centre.\tHotel-Inform\t
+USER\tGreat, thanks!\tgeneral-thank\t4,4,3
+USER\tOVERALL\t\t3,3,3
+
+USER\tWhat time does the museum open?\t\t3,3,3
+SYSTEM\tIt opens at 9.\t\t
+USER\tThanks, bye.\t\t3,4,3
+USER\tOVERALL\t\t4,4,4
+"""
+
+
+def test_uss_reading_and_replay(tmp_path: Path) -> None:
+    path = tmp_path / "MWOZ.txt"
+    path.write_text(USS_SAMPLE)
+    dialogues = read_uss(path)
+    assert [len(d) for d in dialogues] == [5, 3]  # OVERALL rows dropped
+    assert dissatisfied((2, 2, 3)) and not dissatisfied((2, 3, 3)) and dissatisfied((1, 3, 2))
+    assert bot_event("Sorry, there are no cheap hotels in the north.") == "fallback"
+    assert bot_event("The Alpha is in the centre.") == "answer"
+    rows = replay([path], scores=[0.0, -0.6, 0.9, 0.0, 0.3])
+    assert rows.labels == [0, 1, 0, 0, 0] and rows.dialogues == 2
+    assert rows.groups[:3] == ["MWOZ.txt#0"] * 3 and rows.groups[3] == "MWOZ.txt#1"
+    at_bad = dict(zip(COMPONENTS, rows.features[1], strict=True))
+    assert at_bad["fallbacks"] > 0 and at_bad["message"] == pytest.approx(0.6)
+
+
+def test_fit_is_non_negative_and_keeps_priors_for_rare_components() -> None:
+    rng = random.Random(5)
+    features, labels = [], []
+    for _ in range(3000):
+        row = dict.fromkeys(COMPONENTS, 0.0)
+        row["message"] = rng.uniform(-1, 1)
+        row["fallbacks"] = rng.choice([0.0, 0.0, 0.5, 1.0])
+        row["repetition"] = rng.choice([0.0, 1.0])  # pure noise: must not lower the index
+        logit = -2.5 + 2.0 * row["message"] + 2.0 * row["fallbacks"]
+        labels.append(int(rng.random() < 1 / (1 + math.exp(-logit))))
+        features.append([row[c] for c in COMPONENTS])
+    result = fit(features, labels)
+    assert result.fitted["message"] and result.fitted["fallbacks"]
+    assert result.coef["message"] / result.scale["message"] == pytest.approx(2.0, rel=0.3)
+    assert not result.fitted["threat"] and result.coef["threat"] > 0  # prior kept
+    assert all(v >= 0 for v in result.coef.values())

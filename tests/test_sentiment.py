@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 from pathlib import Path
 
@@ -11,9 +12,18 @@ import pytest
 from sentiment_fixtures import trained_model_path
 
 from sentiment.analyzer import Analyzer, SentimentModelError, SentimentScores, label_mapping
+from sentiment.augment import (
+    STYLES,
+    caps,
+    epoch_variants,
+    no_punctuation,
+    perturb,
+    styled,
+    typos,
+)
 from sentiment.evaluate import InputError, load_dataset, parse_mapping
 from sentiment.evaluate import main as evaluate_main
-from sentiment.train import REPORT_FILE, default_model_path, is_trained
+from sentiment.train import REPORT_FILE, TrainConfig, default_model_path, is_trained
 
 NEGATIVE = [
     "This is the worst service I have ever had, my order never arrived.",
@@ -231,3 +241,41 @@ def test_evaluate_cli_runs(
     assert evaluate_main([str(data), "--model", str(model_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "macro-F1" in out and "VADER" in out and "confusion" in out
+
+
+# --------------------------------------------------------------------------- writing styles
+
+
+def test_style_variants_are_deterministic_and_light() -> None:
+    text = "@SkyVistaAir I don't understand, where is my refund?! see https://x.example/a."
+    assert no_punctuation(text) == (
+        "@SkyVistaAir I dont understand where is my refund see https://x.example/a."
+    )
+    assert caps("where is it?") == "WHERE IS IT?"
+    assert styled([text] * 3, "typos", 7) == styled([text] * 3, "typos", 7)
+    slipped = typos(text, random.Random(1), rate=1.0)
+    assert slipped.split()[0] == "@SkyVistaAir" and "https://x.example/a." in slipped
+    # One slip per long word at most: the words stay recognisable.
+    for before, after in zip(text.split(), slipped.split(), strict=True):
+        assert abs(len(before) - len(after)) <= 1
+    with pytest.raises(ValueError, match="unknown style"):
+        perturb(text, "leetspeak", random.Random(0))
+
+
+def test_training_mixes_in_variants_of_the_training_rows() -> None:
+    texts = [f"Thank you so much for sorting order {i} so quickly!" for i in range(200)]
+    first = epoch_variants(texts, 0.5, 101)
+    assert first == epoch_variants(texts, 0.5, 101)  # fixed seed
+    assert first != epoch_variants(texts, 0.5, 102)  # a new draw each epoch
+    changed = sum(a != b for a, b in zip(first, texts, strict=True))
+    assert 60 <= changed <= 140
+    assert epoch_variants(texts, 0.0, 1) == texts
+    assert TrainConfig().augment == 0.5
+
+
+def test_real_model_keeps_its_verdict_across_styles(fp32_analyzer: Analyzer) -> None:
+    texts = [*NEGATIVE, *POSITIVE, *NEUTRAL]
+    original = [s.label for s in fp32_analyzer.score_batch(texts)]
+    for style in STYLES:
+        restyled = [s.label for s in fp32_analyzer.score_batch(styled(texts, style, 3))]
+        assert restyled == original, style
