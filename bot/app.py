@@ -73,16 +73,16 @@ def create_app(
 ) -> FastAPI:
     """The gateway. `scorer` and `clock` are for tests (a fake model, a fixed time)."""
     settings = settings or get_settings()
-    if settings.identity_secret == DEMO_IDENTITY_SECRET and not settings.database_url.startswith(
-        "sqlite"
-    ):
+    if settings.identity_secret == DEMO_IDENTITY_SECRET:
+        # Only reachable with ALLOW_DEMO_SECRET on; whatever the database.
         logger.warning(
-            "IDENTITY_SECRET is the public demo default: anyone can forge signed customer "
-            "identities. Set IDENTITY_SECRET to a long random value, e.g. "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+            "IDENTITY_SECRET is the public demo value (ALLOW_DEMO_SECRET is on): anyone can "
+            "forge signed customer identities. Unset both to use a generated secret."
         )
     engine = engine or make_engine(settings.database_url)
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_seconds)
+    rasa = RasaClient(
+        settings.rasa_url, settings.rasa_timeout_seconds, token=settings.rasa_auth_token
+    )
     # Read the owner's files now: a mistake in them stops the start with a clear message.
     policy = load_policy(settings.handoff_file)
     load_profile(settings.business_file)
