@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -85,6 +86,28 @@ class Settings(BaseSettings):
     # Rasa's SQL tracker store (a SQLite file) also holds transcripts: when set, deleting a
     # customer or purging old transcripts deletes Rasa's copy too. `make run` sets it.
     rasa_tracker_db: Path | None = None
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [
+            ip_network(p.strip(), strict=False)
+            for p in self.trusted_proxies.split(",")
+            if p.strip()
+        ]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"TRUSTED_PROXIES: {part.strip()!r} is not an IP address or network "
+                        "(e.g. 10.0.0.1 or 10.0.0.0/8)"
+                    ) from None
+        return value
 
     @property
     def allowed_origins(self) -> list[str]:

@@ -286,6 +286,13 @@ class Stack:
                         "--port",
                         str(self.settings.gateway_port),
                         "--no-access-log",
+                        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any
+                        # local client could pick its address; only TRUSTED_PROXIES may.
+                        *(
+                            ["--forwarded-allow-ips", self.settings.trusted_proxies]
+                            if self.settings.trusted_proxies
+                            else ["--no-proxy-headers"]
+                        ),
                     ],
                     f"http://127.0.0.1:{self.settings.gateway_port}/healthz",
                     lambda r: r.status_code == 200,
