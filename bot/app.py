@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -148,6 +148,9 @@ def create_app(
         description="Customer chat API: conversations, messages, live WebSocket.",
         version="0.1.0",
         lifespan=lifespan,
+        # bot/pages.py serves /docs with Swagger UI from a package (no CDN, same CSP).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -213,9 +216,5 @@ def create_app(
             # ok, not_loaded (until the first message or warm-up), unavailable, disabled
             "sentiment": app.state.scorer.status,
         }
-
-    @app.get("/", include_in_schema=False)
-    async def chat_page() -> FileResponse:
-        return FileResponse(STATIC / "chat.html", media_type="text/html")
 
     return app

@@ -18,21 +18,27 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) owner-only; tighten it if it already exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create `path` (and missing parents) owner-only. An existing directory is made
+    0700 too unless `tighten` is off (a folder the owner chose for the database)."""
+    if not path.exists():
+        if not path.parent.exists():
+            private_dir(path.parent, tighten=False)
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
+        path.chmod(DIR_MODE)  # mkdir's mode is filtered by the umask
+    elif tighten and stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
         path.chmod(DIR_MODE)
     return path
 
 
-def private_file(path: Path) -> Path:
-    """Make sure `path` exists owner-only (0600) before anyone else writes to it.
+def private_file(path: Path, *, tighten_dir: bool = True) -> Path:
+    """Make sure `path` exists owner-only (0600) before anyone else writes to it; an
+    existing file is tightened (files from older versions were world-readable).
 
     SQLite gives its -wal/-shm files the database file's mode, and log files are opened
     for appending, so creating the file first is enough to keep the whole family private.
     """
-    private_dir(path.parent)
+    private_dir(path.parent, tighten=tighten_dir)
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, FILE_MODE)
     os.close(fd)
     if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:

@@ -57,6 +57,7 @@ class Service:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
+            umask=0o077,  # whatever they write (tracker store, models, logs) is owner-only
         )
 
     def wait_healthy(self, timeout: float) -> None:
@@ -380,8 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tandem.run", description=__doc__)
     parser.add_argument("--no-seed", action="store_true", help="do not load the demo data")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # databases, logs and secrets under var/ are owner-only
     settings = get_settings()
-    stack = Stack(settings)
+    private_dir(settings.state_dir)
+    stack = Stack(settings, state_dir=settings.state_dir)
     try:
         model = stack.preflight()
         prepare_database(settings, seed=not args.no_seed)

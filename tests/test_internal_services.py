@@ -7,9 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from handoff.identity import (
 )
 from tandem.business.models import Order
 from tandem.config import DEMO_IDENTITY_SECRET, Settings, get_settings
-from tandem.run import free_port
+from tandem.run import Service, free_port
 
 __all__ = ["actions_env", "business_engine", "profile"]  # fixtures used below
 
@@ -221,30 +219,23 @@ def made_up_tracker_call(action: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def action_server(actions_env: Engine) -> Any:
+def action_server(actions_env: Engine, tmp_path: Path) -> Any:
     port = free_port()
-    env = {**os.environ, "ACTION_SERVER_TOKEN": "the-right-token", "PYTHONPATH": os.getcwd()}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "actions.server", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
+    server = Service(
+        "action server",
+        [sys.executable, "-m", "actions.server", "--port", str(port)],
+        url + "/health",
+        lambda r: r.status_code == 200,
+        {**os.environ, "ACTION_SERVER_TOKEN": "the-right-token"},
+        tmp_path / "actions.log",
+    )
+    server.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("the action server did not start")
+        server.wait_healthy(timeout=60)
         yield url, port
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        server.stop()
 
 
 def test_action_server_requires_the_token_and_listens_on_loopback(
