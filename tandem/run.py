@@ -276,25 +276,7 @@ class Stack:
             self.services.append(
                 Service(
                     "gateway",
-                    [
-                        APP_PYTHON,
-                        "-m",
-                        "uvicorn",
-                        "bot.app:create_app",
-                        "--factory",
-                        "--host",
-                        self.settings.gateway_host,
-                        "--port",
-                        str(self.settings.gateway_port),
-                        "--no-access-log",
-                        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any
-                        # local client could pick its address; only TRUSTED_PROXIES may.
-                        *(
-                            ["--forwarded-allow-ips", self.settings.trusted_proxies]
-                            if self.settings.trusted_proxies
-                            else ["--no-proxy-headers"]
-                        ),
-                    ],
+                    gateway_command(self.settings),
                     f"http://127.0.0.1:{self.settings.gateway_port}/healthz",
                     lambda r: r.status_code == 200,
                     env,
@@ -314,6 +296,28 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+
+def gateway_command(settings: Settings) -> list[str]:
+    return [
+        APP_PYTHON,
+        "-m",
+        "uvicorn",
+        "bot.app:create_app",
+        "--factory",
+        "--host",
+        settings.gateway_host,
+        "--port",
+        str(settings.gateway_port),
+        "--no-access-log",
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any local client
+        # (or a proxy passing the header on) could pick its address; only TRUSTED_PROXIES may.
+        *(
+            ["--forwarded-allow-ips", settings.trusted_proxies]
+            if settings.trusted_proxies
+            else ["--no-proxy-headers"]
+        ),
+    ]
 
 
 def prepare_sentiment_model() -> None:

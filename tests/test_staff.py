@@ -983,3 +983,13 @@ def test_client_address() -> None:
     assert client_address(request("198.51.100.7", "1.2.3.4"), trusted) == "198.51.100.7"
     with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
         settings_for("sqlite://", trusted_proxies="10.0.0.0/8, proxy.example")
+
+
+def test_make_run_starts_uvicorn_without_proxy_headers_unless_proxies_are_trusted() -> None:
+    """Finding 9: uvicorn believes X-Forwarded-For from 127.0.0.1 by default."""
+    from tandem.run import gateway_command
+
+    command = gateway_command(settings_for("sqlite://"))
+    assert "--no-proxy-headers" in command and "--forwarded-allow-ips" not in command
+    command = gateway_command(settings_for("sqlite://", trusted_proxies="10.0.0.0/8"))
+    assert command[command.index("--forwarded-allow-ips") + 1] == "10.0.0.0/8"
