@@ -209,9 +209,7 @@ def table(name: str, report: Report) -> list[str]:
     ]
     for placeholder, kind in KINDS.items():
         score = report.scores[placeholder]
-        lines.append(
-            f"| {kind} | {score.labelled} | {score.recall:.3f} | {score.precision:.3f} |"
-        )
+        lines.append(f"| {kind} | {score.labelled} | {score.recall:.3f} | {score.precision:.3f} |")
     lines += [
         "",
         f"Business vocabulary masked: {report.keep_masked} of {report.keep_total} "
