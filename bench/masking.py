@@ -50,7 +50,10 @@ HISTORY = (
     "number '07700 900123'), card 1.000, person name 0.893 recall; place precision 0.818. "
     "Two general rules were then fixed after seeing those misses (a trunk prefix '0' makes "
     "two long digit groups a phone number; a stop-word left over from a product name is not "
-    "a place), so for those two rules the held-out figures below are no longer blind."
+    "a place), so for those two rules the held-out figures below are no longer blind. "
+    "Then 30 more messages (mostly contact details) were added and scored without any "
+    "change to the rules; four labels the author had left out were corrected (the places "
+    "'UK', 'Berlin', 'Sydney' beside phone numbers, a 16-digit gift card number)."
 )
 
 
