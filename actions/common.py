@@ -14,9 +14,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
+from handoff.identity import (
+    IDENTITY_SIGNATURE_KEY,
+    sign_conversation_identity,
+    verify_conversation_identity,
+)
 from handoff.signals import HandoffSignal, IdentifiedSignal, to_custom
 from tandem.business.profile import BusinessProfile, get_profile
 from tandem.business.service import BusinessService
+from tandem.config import get_settings
 from tandem.db import get_engine, session_scope, utcnow
 
 # Tests replace the clock to run on a fixed date.
@@ -24,6 +30,7 @@ clock: Callable[[], datetime] = utcnow
 
 MAX_FAILURES = 3
 RETRY_TAG = "tandem_retry"  # marks a retry message (BotUttered metadata) with its form
+IDENTITY_TAG = "tandem_identity"  # a signed customer id on our own message (BotUttered)
 _STOP_FORM = "__tandem_stop_form"  # private marker in tracker.slots for this request only
 
 
@@ -60,22 +67,52 @@ def entity_values(tracker: Tracker, entity: str) -> list[str]:
 def verified_customer_id(tracker: Tracker) -> int | None:
     """The customer this conversation is verified as, if any.
 
-    Trusted sources only: gateway metadata with `verified: true`, or the slot our own
-    actions set after an order look-up with a matching e-mail.
+    Only values signed with IDENTITY_SECRET for this very conversation (the tracker's
+    sender id) count, never a plain `verified: true` or a bare slot:
+    - the gateway's metadata on the latest message (handoff.identity.rasa_identity_metadata),
+      for a conversation verified by the widget or by an earlier order look-up;
+    - within the turn of an order look-up with a matching e-mail, the `verified_customer_id`
+      slot together with the signed note `identify` left on its own bot message.
+    Rasa's HTTP API and the action server both require tokens now, but a slot or tracker
+    made up by anyone who gets past them still names no customer without the secret.
     """
+    secret = get_settings().identity_secret
+    conversation = tracker.sender_id
     metadata = tracker.latest_message.get("metadata") or {}
-    if metadata.get("verified") is True and metadata.get("customer_id") is not None:
-        try:
-            return int(metadata["customer_id"])
-        except (TypeError, ValueError):
-            pass
+    customer = verify_conversation_identity(
+        secret, conversation, metadata.get("customer_id"), metadata.get(IDENTITY_SIGNATURE_KEY)
+    )
+    if customer is not None:
+        return customer
     slot = tracker.get_slot("verified_customer_id")
-    if slot is not None:
-        try:
-            return int(slot)
-        except (TypeError, ValueError):
-            return None
+    if slot is None:
+        return None
+    for event in reversed(tracker.events):
+        if event.get("event") != "bot":
+            continue
+        note = (event.get("metadata") or {}).get(IDENTITY_TAG)
+        if isinstance(note, dict):
+            customer = verify_conversation_identity(
+                secret, conversation, note.get("customer_id"), note.get("signature")
+            )
+            if customer is not None and float(customer) == _number(slot):
+                return customer
     return None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(text_of(value))
+    except ValueError:
+        return None
+
+
+def identity_note(tracker: Tracker, customer_id: int) -> dict[str, Any]:
+    """Extra keys for the bot message that sets `verified_customer_id` (see above)."""
+    signature = sign_conversation_identity(
+        get_settings().identity_secret, tracker.sender_id, customer_id
+    )
+    return {IDENTITY_TAG: {"customer_id": customer_id, "signature": signature}}
 
 
 def person_buttons() -> list[dict[str, str]]:

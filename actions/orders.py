@@ -16,6 +16,7 @@ from actions.common import (
     business_service,
     failures_in_form,
     identified_payload,
+    identity_note,
     person_buttons,
     profile,
     reset_slots,
@@ -148,7 +149,10 @@ def _identify(
     """Tell the gateway who the customer is, once, after a matching e-mail."""
     if verified_customer_id(tracker) == order.customer_id:
         return []
-    dispatcher.utter_message(json_message=identified_payload(order.customer_id, via))
+    dispatcher.utter_message(
+        json_message=identified_payload(order.customer_id, via),
+        **identity_note(tracker, order.customer_id),
+    )
     return [SlotSet("verified_customer_id", float(order.customer_id))]
 
 

@@ -59,7 +59,7 @@ def main() -> int:
     console = Console()
 
     state = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
-    stack = Stack.isolated(state)
+    stack = Stack.isolated(state, rasa_rest_channel=True)  # the REST path is compared
     settings = stack.settings
     model = stack.preflight()
     console.print("starting the stack…")

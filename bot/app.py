@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -85,16 +85,16 @@ def create_app(
     that answers from a script, a scorer with a small model, a fixed clock); each one left
     out is built from the settings."""
     settings = settings or get_settings()
-    if settings.identity_secret == DEMO_IDENTITY_SECRET and not settings.database_url.startswith(
-        "sqlite"
-    ):
+    if settings.identity_secret == DEMO_IDENTITY_SECRET:
+        # Only reachable with ALLOW_DEMO_SECRET on; whatever the database.
         logger.warning(
-            "IDENTITY_SECRET is the public demo default: anyone can forge signed customer "
-            "identities. Set IDENTITY_SECRET to a long random value, e.g. "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+            "IDENTITY_SECRET is the public demo value (ALLOW_DEMO_SECRET is on): anyone can "
+            "forge signed customer identities. Unset both to use a generated secret."
         )
     engine = engine or make_engine(settings.database_url)
-    rasa: Assistant = assistant or RasaClient(settings.rasa_url, settings.rasa_timeout_seconds)
+    rasa: Assistant = assistant or RasaClient(
+        settings.rasa_url, settings.rasa_timeout_seconds, token=settings.rasa_auth_token
+    )
     # Read the owner's files now: a mistake in them stops the start with a clear message.
     policy = load_policy(settings.handoff_file)
     load_profile(settings.business_file)
@@ -166,13 +166,23 @@ def create_app(
         description="Customer chat API: conversations, messages, live WebSocket.",
         version="0.1.0",
         lifespan=lifespan,
+        # bot/pages.py serves /docs with Swagger UI from a package (no CDN, same CSP).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.desk = desk
     app.state.scorer = scorer
     app.state.flows = ChatFlows(
-        engine, rasa, publisher, desk, scorer, policy, policy_file=settings.handoff_file
+        engine,
+        rasa,
+        publisher,
+        desk,
+        scorer,
+        policy,
+        policy_file=settings.handoff_file,
+        identity_secret=settings.identity_secret,
     )
     app.add_middleware(BodySizeLimit)
     # The widget on the business's own site calls the customer API cross-origin; no
@@ -233,9 +243,5 @@ def create_app(
             # ok, not_loaded (until the first message or warm-up), unavailable, disabled
             "sentiment": app.state.scorer.status,
         }
-
-    @app.get("/", include_in_schema=False)
-    async def chat_page() -> FileResponse:
-        return FileResponse(STATIC / "chat.html", media_type="text/html")
 
     return app

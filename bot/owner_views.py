@@ -26,8 +26,10 @@ from handoff.editing import (
     save_policy,
 )
 from handoff.policy import PolicySettings
+from tandem.business.profile import load_profile
 from tandem.config import Settings
 from tandem.db import session_scope
+from tandem.privacy.service import business_vocabulary
 from tandem.reports import export, log
 from tandem.reports.service import (
     Masker,
@@ -61,7 +63,13 @@ def _tz(request: Request) -> tzinfo:
 
 
 def _masker(request: Request) -> Masker:
-    return Masker(_settings(request).pii_masking)
+    settings = _settings(request)
+    if not settings.pii_masking:
+        return Masker(False)
+    # The shop's own words (assistant, products, colours, staff) are never masked.
+    with session_scope(_engine(request)) as session:
+        words = business_vocabulary(session, load_profile(settings.business_file))
+    return Masker(True, words)
 
 
 def _unprocessable(field: str, message: str) -> JSONResponse:

@@ -7,12 +7,16 @@ session and role on every request.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 STATIC = Path(__file__).resolve().parent / "static"
+# Swagger UI's own files, from the fastapi-offline package (only its assets are used).
+SWAGGER_ASSETS = Path(str(files("fastapi_offline") / "static"))
+_SWAGGER_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,6 +65,29 @@ async def favicon() -> FileResponse:
         STATIC / "favicon.svg",
         media_type="image/svg+xml",
         headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+@router.get("/")
+async def chat_page() -> FileResponse:
+    """The standalone chat page (the widget's conversation, full screen)."""
+    return _page("chat.html")
+
+
+@router.get("/docs")
+async def api_docs() -> FileResponse:
+    """Swagger UI for /openapi.json, with no file from outside the gateway."""
+    return _page("docs.html")
+
+
+@router.get("/docs/assets/{name}")
+async def api_docs_asset(name: str) -> FileResponse:
+    if name not in _SWAGGER_FILES:
+        raise HTTPException(status_code=404, detail="Not found.")
+    return FileResponse(
+        SWAGGER_ASSETS / name,
+        media_type=_SWAGGER_FILES[name],
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
 
 

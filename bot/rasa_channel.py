@@ -3,11 +3,17 @@
 Like Rasa's REST channel, but it parses the message once, hands the parse to the
 dialogue (`UserMessage.parse_data`), and returns it beside the bot's messages, so
 the gateway learns intent, confidence and entities without a second request.
+
+Rasa's --auth-token does not cover input channels, so this one checks the same token
+itself (`Authorization: Bearer <RASA_AUTH_TOKEN>`): only the gateway may speak for a
+conversation, and pass the signed identity metadata the actions rely on.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,9 +26,24 @@ logger = logging.getLogger(__name__)
 
 
 class TandemInput(InputChannel):
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("the Tandem channel needs RASA_AUTH_TOKEN (the gateway's token)")
+        self.token = token
+
     @classmethod
     def name(cls) -> str:
         return "tandem"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls(os.environ.get("RASA_AUTH_TOKEN", ""))
+
+    def authorized(self, request: Request) -> bool:
+        scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), self.token.encode()
+        )
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("tandem_webhook", __name__)
@@ -33,6 +54,8 @@ class TandemInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not self.authorized(request):
+                return response.json({"error": "missing or wrong token"}, status=401)
             body: dict[str, Any] = request.json or {}
             sender = body.get("sender")
             text = body.get("message")

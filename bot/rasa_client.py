@@ -20,11 +20,15 @@ class RasaUnavailable(AssistantUnavailable):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout_seconds: float) -> None:
+    def __init__(self, base_url: str, timeout_seconds: float, token: str = "") -> None:
+        # The Tandem channel reads the header; Rasa's HTTP API (--auth-token) only reads
+        # the `token` query parameter.
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_seconds, connect=min(2.0, timeout_seconds)),
+            headers={"Authorization": f"Bearer {token}"} if token else None,
         )
+        self._api_params = {"token": token} if token else {}
 
     async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> RasaTurn:
         try:
@@ -55,7 +59,7 @@ class RasaClient:
         try:
             response = await self._client.post(
                 f"/conversations/{sender}/tracker/events",
-                params={"include_events": "NONE"},
+                params={"include_events": "NONE", **self._api_params},
                 json=events,
             )
         except httpx.HTTPError as error:
@@ -73,7 +77,7 @@ class RasaClient:
 
     async def is_healthy(self) -> bool:
         try:
-            response = await self._client.get("/status", timeout=2.0)
+            response = await self._client.get("/status", params=self._api_params, timeout=2.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -19,6 +20,7 @@ from bot.auth import (
     lookup_staff,
     set_session_cookie,
 )
+from bot.clients import client_address
 from tandem.config import Settings
 from tandem.db import session_scope
 from tandem.staff import service
@@ -47,9 +49,10 @@ def login_throttle(request: Request) -> LoginThrottle:
 
 @router.post("/login")
 async def login(request: Request, body: LoginBody) -> Response:
+    settings = _settings(request)
     throttle = login_throttle(request)
-    client_ip = request.client.host if request.client else None
-    decision = await throttle.attempt(body.email, client_ip)
+    client = client_address(request, settings)
+    decision = await throttle.check(body.email, client)
     if not decision.allowed:
         wait = decision.retry_after_header
         return JSONResponse(
@@ -57,7 +60,9 @@ async def login(request: Request, body: LoginBody) -> Response:
             status_code=429,
             headers={"Retry-After": wait},
         )
-    settings = _settings(request)
+    if decision.retry_after:
+        # Failures from elsewhere only slow this account down; they never lock it.
+        await asyncio.sleep(decision.retry_after)
     old_token = request.cookies.get(SESSION_COOKIE)
 
     def log_in() -> tuple[CurrentStaff, str]:
@@ -73,8 +78,9 @@ async def login(request: Request, body: LoginBody) -> Response:
     try:
         staff, token = await run_in_threadpool(log_in)
     except service.AuthError as error:
+        await throttle.failed(body.email, client)
         return JSONResponse({"detail": error.message}, status_code=401)
-    await throttle.succeeded(body.email)
+    await throttle.succeeded(body.email, client)
     response = JSONResponse({"user": staff.public(), "csrf_token": staff.csrf_token})
     set_session_cookie(
         response,

@@ -121,3 +121,62 @@ def verify_identity(
             f"at most {max_lifetime_seconds} s is accepted"
         )
     return VerifiedIdentity(customer_id=customer_id, expires_at=expiry)
+
+
+# ----------------------------------------------------------- gateway → actions
+
+# A separate message format from the widget's "id:expiry", so that neither signature can
+# ever be replayed as the other.
+_CONVERSATION_CONTEXT = b"tandem-conversation-identity\x00"
+IDENTITY_SIGNATURE_KEY = "identity_signature"
+
+
+def _conversation_message(conversation_id: str, customer_id: int | str) -> bytes:
+    return _CONVERSATION_CONTEXT + f"{conversation_id}\x00{customer_id}".encode()
+
+
+def sign_conversation_identity(secret: str, conversation_id: str, customer_id: int | str) -> str:
+    """HMAC-SHA256 (hex) binding one customer to one conversation.
+
+    The gateway signs it for every message of a verified conversation; the actions (and
+    our own order look-up, after a matching e-mail) trust a customer id only with it.
+    """
+    key = _require_secret(secret)
+    return hmac.new(
+        key, _conversation_message(str(conversation_id), customer_id), hashlib.sha256
+    ).hexdigest()
+
+
+def verify_conversation_identity(
+    secret: str, conversation_id: str, customer_id: object, signature: object
+) -> int | None:
+    """The customer id when `signature` signs it for this conversation, else None."""
+    if isinstance(customer_id, bool) or not isinstance(signature, str):
+        return None
+    if isinstance(customer_id, float) and customer_id.is_integer():
+        customer_id = int(customer_id)  # Rasa keeps numeric slots as floats
+    if not isinstance(customer_id, int) or not conversation_id:
+        return None
+    expected = sign_conversation_identity(secret, conversation_id, customer_id)
+    # Constant time, so a signature cannot be found byte by byte from response times.
+    return customer_id if hmac.compare_digest(expected, signature.strip().lower()) else None
+
+
+def rasa_identity_metadata(
+    secret: str, conversation_id: str, customer_id: int | None, verified: bool
+) -> dict[str, object]:
+    """The metadata the gateway sends to Rasa with each customer message.
+
+    A verified customer id travels with its signature; an unverified one is only a hint
+    (the actions never act on it).
+    """
+    metadata: dict[str, object] = {
+        "conversation_id": conversation_id,
+        "customer_id": customer_id,
+        "verified": bool(verified and customer_id is not None),
+    }
+    if verified and customer_id is not None:
+        metadata[IDENTITY_SIGNATURE_KEY] = sign_conversation_identity(
+            secret, conversation_id, customer_id
+        )
+    return metadata

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tandem.local_files import load_or_create_secret
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Public on purpose (the demo signs identities with it); production must set its own.
+# Public (it was the default once): refused unless ALLOW_DEMO_SECRET is on, since anyone
+# who knows it can sign an identity for any customer.
 DEMO_IDENTITY_SECRET = "tandem-demo-identity-secret"
+# Secrets left unset are generated at first run and kept in STATE_DIR/secrets/ (0600).
+GENERATED_SECRETS = ("identity_secret", "rasa_auth_token", "action_server_token")
 
 
 class Settings(BaseSettings):
@@ -51,9 +57,23 @@ class Settings(BaseSettings):
     staff_presence_ttl_seconds: float = Field(default=30.0, gt=0)
     queue_sla_seconds: float = Field(default=120.0, gt=0)
     sla_check_seconds: float = Field(default=15.0, gt=0)
-    # The shared HMAC secret for signed customer identities (handoff/identity.py). The demo
-    # default is public: set IDENTITY_SECRET in production or identities can be forged.
-    identity_secret: str = Field(default=DEMO_IDENTITY_SECRET, min_length=1)
+    # Where Tandem keeps its own files: SQLite database, logs, generated secrets.
+    state_dir: Path = PROJECT_ROOT / "var"
+    # The shared HMAC secret for signed customer identities (handoff/identity.py) and for
+    # the identity the gateway hands to the actions. Unset: generated into var/secrets/.
+    identity_secret: str = ""
+    # Accept the public DEMO_IDENTITY_SECRET (demos and tests that sign with it only).
+    allow_demo_secret: bool = False
+    # Rasa's HTTP API (--auth-token) and the gateway's channel into Rasa require this token;
+    # the action server requires ACTION_SERVER_TOKEN from Rasa. Unset: generated.
+    rasa_auth_token: str = ""
+    action_server_token: str = ""
+    # Rasa's REST channel takes anyone's messages with made-up metadata; it stays off
+    # unless a benchmark needs it (bench/latency.py).
+    rasa_rest_channel: bool = False
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs or networks,
+    # e.g. "10.0.0.0/8"). Empty: the client address is the TCP peer.
+    trusted_proxies: str = ""
     # Websites allowed to embed the widget (CORS and the chat WebSocket's Origin check),
     # comma-separated, e.g. "https://shop.example,https://www.shop.example". The gateway's
     # own pages (/demo, /) are always allowed; "*" allows any site.
@@ -68,8 +88,44 @@ class Settings(BaseSettings):
     rasa_tracker_db: Path | None = None
 
     @property
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [
+            ip_network(p.strip(), strict=False)
+            for p in self.trusted_proxies.split(",")
+            if p.strip()
+        ]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"TRUSTED_PROXIES: {part.strip()!r} is not an IP address or network "
+                        "(e.g. 10.0.0.1 or 10.0.0.0/8)"
+                    ) from None
+        return value
+
+    @property
     def allowed_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.widget_allowed_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        if self.identity_secret == DEMO_IDENTITY_SECRET and not self.allow_demo_secret:
+            raise ValueError(
+                "IDENTITY_SECRET is the public demo value, so anyone could sign a customer's "
+                "identity. Unset it (a random secret is generated into "
+                f"{self.state_dir / 'secrets'}) or set your own; ALLOW_DEMO_SECRET=1 allows "
+                "it for demos and tests."
+            )
+        for name in GENERATED_SECRETS:
+            if not getattr(self, name):
+                setattr(self, name, load_or_create_secret(self.state_dir / "secrets" / name))
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from tandem.config import PROJECT_ROOT, get_settings
+from tandem.local_files import private_file
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -52,9 +53,14 @@ def utcnow() -> datetime:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Transcripts and contact details: owner-only, with the -wal/-shm files.
+            database = private_file(Path(path), tighten_dir=False)
+            for suffix in ("-wal", "-shm", "-journal"):
+                sibling = database.with_name(database.name + suffix)
+                if sibling.exists():
+                    private_file(sibling, tighten_dir=False)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

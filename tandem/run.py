@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tandem.config import PROJECT_ROOT, Settings, get_settings
 from tandem.db import make_engine, migrate, session_scope, utcnow
+from tandem.local_files import private_dir, private_file, write_private
 from tandem.rasa_model import RasaSetupError, ensure_model, rasa_env, rasa_executable
 
 APP_PYTHON = sys.executable
@@ -44,10 +45,11 @@ class Service:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # Sent with the health check but never shown in messages (Rasa's token).
+    health_params: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        log = private_file(self.log_path).open("ab")
         self.process = subprocess.Popen(
             self.command,
             cwd=PROJECT_ROOT,
@@ -55,6 +57,7 @@ class Service:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us, and we stop the children in order
+            umask=0o077,  # whatever they write (tracker store, models, logs) is owner-only
         )
 
     def wait_healthy(self, timeout: float) -> None:
@@ -66,7 +69,7 @@ class Service:
                     f"Last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
             try:
-                if self.healthy(httpx.get(self.health_url, timeout=2.0)):
+                if self.healthy(httpx.get(self.health_url, params=self.health_params, timeout=2.0)):
                     return
             except httpx.HTTPError:
                 pass
@@ -133,9 +136,15 @@ def check_database(url: str) -> None:
         engine.dispose()
 
 
-def write_endpoints(path: Path, action_url: str, tracker_db: Path, redis_url: str | None) -> Path:
+def write_endpoints(
+    path: Path, action_url: str, action_token: str, tracker_db: Path, redis_url: str | None
+) -> Path:
     endpoints: dict[str, object] = {
-        "action_endpoint": {"url": action_url.rstrip("/") + "/webhook"},
+        # The action server refuses calls without this header (actions/server.py).
+        "action_endpoint": {
+            "url": action_url.rstrip("/") + "/webhook",
+            "headers": {"Authorization": f"Bearer {action_token}"},
+        },
         "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(tracker_db)},
     }
     if redis_url:
@@ -147,9 +156,17 @@ def write_endpoints(path: Path, action_url: str, tracker_db: Path, redis_url: st
             "db": int((parts.path or "/0").lstrip("/") or 0),
             "key_prefix": "tandem",
         }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
-    return path
+    return write_private(path, yaml.safe_dump(endpoints, sort_keys=False))
+
+
+def write_credentials(path: Path, rest_channel: bool) -> Path:
+    """Rasa's input channels: the gateway's own (token-checked, bot/rasa_channel.py) and,
+    only when asked (RASA_REST_CHANNEL, for bench/latency.py), Rasa's REST channel, which
+    takes anyone's messages and metadata."""
+    channels: dict[str, None] = {"bot.rasa_channel.TandemInput": None}
+    if rest_channel:
+        channels["rest"] = None
+    return write_private(path, yaml.safe_dump(channels, sort_keys=False))
 
 
 @dataclass
@@ -195,16 +212,22 @@ class Stack:
         return model
 
     def start(self, model: Path) -> None:
-        tracker_db = self.state_dir / f"rasa-tracker-{port_of(self.settings.rasa_url)}.db"
+        rasa_port = port_of(self.settings.rasa_url)
+        private_dir(self.state_dir)
+        tracker_db = private_file(self.state_dir / f"rasa-tracker-{rasa_port}.db")
         # The gateway deletes Rasa's copy of a transcript with ours (privacy, retention).
         self.settings = self.settings.model_copy(update={"rasa_tracker_db": tracker_db})
         env = {**os.environ, **settings_env(self.settings)}
         logs = self.state_dir / "logs"
         endpoints = write_endpoints(
-            self.state_dir / f"endpoints-{port_of(self.settings.rasa_url)}.yml",
+            self.state_dir / f"endpoints-{rasa_port}.yml",
             self.settings.action_server_url,
+            self.settings.action_server_token,
             tracker_db,
             self.settings.redis_url,
+        )
+        credentials = write_credentials(
+            self.state_dir / f"credentials-{rasa_port}.yml", self.settings.rasa_rest_channel
         )
         self.services = [
             Service(
@@ -212,9 +235,9 @@ class Stack:
                 [
                     APP_PYTHON,
                     "-m",
-                    "rasa_sdk",
-                    "--actions",
-                    "actions",
+                    "actions.server",
+                    "--host",
+                    "127.0.0.1",
                     "--port",
                     str(port_of(self.settings.action_server_url)),
                 ],
@@ -226,42 +249,34 @@ class Stack:
             Service(
                 "Rasa server",
                 [
-                    str(rasa_executable()),
-                    "run",
+                    # `rasa run`, with --auth-token added from RASA_AUTH_TOKEN (not argv).
+                    str(rasa_executable().with_name("python")),
+                    "-m",
+                    "bot.rasa_launch",
                     "--enable-api",
                     "--model",
                     str(model),
                     "--endpoints",
                     str(endpoints),
                     "--credentials",
-                    "credentials.yml",
+                    str(credentials),
                     "--interface",
                     "127.0.0.1",
                     "--port",
-                    str(port_of(self.settings.rasa_url)),
+                    str(rasa_port),
                 ],
                 self.settings.rasa_url.rstrip("/") + "/status",
                 lambda r: r.status_code == 200 and bool(r.json().get("model_file")),
-                rasa_env(),
+                {**rasa_env(), "RASA_AUTH_TOKEN": self.settings.rasa_auth_token},
                 logs / "rasa.log",
+                health_params={"token": self.settings.rasa_auth_token},
             ),
         ]
         if self.with_gateway:
             self.services.append(
                 Service(
                     "gateway",
-                    [
-                        APP_PYTHON,
-                        "-m",
-                        "uvicorn",
-                        "bot.app:create_app",
-                        "--factory",
-                        "--host",
-                        self.settings.gateway_host,
-                        "--port",
-                        str(self.settings.gateway_port),
-                        "--no-access-log",
-                    ],
+                    gateway_command(self.settings),
                     f"http://127.0.0.1:{self.settings.gateway_port}/healthz",
                     lambda r: r.status_code == 200,
                     env,
@@ -281,6 +296,28 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+
+
+def gateway_command(settings: Settings) -> list[str]:
+    return [
+        APP_PYTHON,
+        "-m",
+        "uvicorn",
+        "bot.app:create_app",
+        "--factory",
+        "--host",
+        settings.gateway_host,
+        "--port",
+        str(settings.gateway_port),
+        "--no-access-log",
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any local client
+        # (or a proxy passing the header on) could pick its address; only TRUSTED_PROXIES may.
+        *(
+            ["--forwarded-allow-ips", settings.trusted_proxies]
+            if settings.trusted_proxies
+            else ["--no-proxy-headers"]
+        ),
+    ]
 
 
 def prepare_sentiment_model() -> None:
@@ -348,8 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tandem.run", description=__doc__)
     parser.add_argument("--no-seed", action="store_true", help="do not load the demo data")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # databases, logs and secrets under var/ are owner-only
     settings = get_settings()
-    stack = Stack(settings)
+    private_dir(settings.state_dir)
+    stack = Stack(settings, state_dir=settings.state_dir)
     try:
         model = stack.preflight()
         prepare_database(settings, seed=not args.no_seed)

@@ -30,7 +30,9 @@ from actions.orders import (
     ValidateReturnForm,
 )
 from actions.products import ActionProductInfo
+from handoff.identity import rasa_identity_metadata
 from tandem.business.models import Booking, Order, ReturnRequest
+from tandem.config import get_settings
 
 __all__ = ["actions_env", "business_engine", "profile"]  # fixtures used below
 pytestmark = pytest.mark.usefixtures("actions_env")
@@ -220,7 +222,8 @@ async def test_invalid_order_number_retries_then_offers_a_person() -> None:
 
 
 async def test_verified_customer_skips_email_and_gets_latest_orders() -> None:
-    metadata = {"conversation_id": "c1", "customer_id": 1, "verified": True}
+    # Signed by the gateway for this conversation (the tracker's sender id is "test").
+    metadata = rasa_identity_metadata(get_settings().identity_secret, "test", 1, True)
     tracker = make_tracker("where is my order", metadata=metadata, form="order_status_form")
     validator = ValidateOrderStatusForm()
     assert await validator.required_slots([], CollectingDispatcher(), tracker, DOMAIN) == []
@@ -229,8 +232,8 @@ async def test_verified_customer_skips_email_and_gets_latest_orders() -> None:
     said = texts(messages)
     assert said.startswith("Here are your latest orders:")
     assert "#10001" in said and "#10002" in said
-    # unverified metadata is not trusted
-    unverified = make_tracker("", metadata={**metadata, "verified": False})
+    # without the gateway's signature, `verified: true` is not trusted
+    unverified = make_tracker("", metadata={"customer_id": 1, "verified": True})
     assert await ValidateCancelOrderForm().required_slots(
         [], CollectingDispatcher(), unverified, DOMAIN
     ) == ["order_number", "order_email", "cancel_confirmed"]

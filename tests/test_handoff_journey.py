@@ -26,7 +26,7 @@ from tandem.business.profile import load_profile
 from tandem.config import Settings
 from tandem.conversations.models import Conversation, ConversationEvent, Message
 from tandem.db import make_engine, session_scope
-from tandem.run import APP_PYTHON, Service, free_port, settings_env
+from tandem.run import Service, free_port, gateway_command, settings_env
 from tandem.staff import service as staff_service
 from tests.conftest import LiveStack
 from tests.handoff_fixtures import REDIS_URL, delete_prefix, redis_client
@@ -75,18 +75,7 @@ def make_gateway(name: str, base: Settings, prefix: str, logs: Path, port: int) 
     )
     service = Service(
         f"gateway {name}",
-        [
-            APP_PYTHON,
-            "-m",
-            "uvicorn",
-            "bot.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        gateway_command(settings),
         f"http://127.0.0.1:{port}/healthz",
         lambda r: r.status_code == 200,
         {**os.environ, **settings_env(settings)},

@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -45,6 +46,7 @@ from tandem.staff.ratelimit import (
     LoginThrottle,
     RateLimiter,
     RedisRateLimiter,
+    login_delay,
     make_rate_limiter,
 )
 from tests.conftest import missing_service
@@ -504,16 +506,39 @@ async def test_limiter_counts_are_shared_between_instances(make_limiter: Any) ->
     assert shared is isinstance(second, RedisRateLimiter)
 
 
-async def test_login_throttle_limits_per_email_and_per_ip(make_limiter: Any) -> None:
-    throttle = LoginThrottle(make_limiter(3, 30))
-    for n in range(3):
-        assert (await throttle.attempt(f"user{n}@shop.example", "10.0.0.1")).allowed
-    assert not (await throttle.attempt("fresh@shop.example", "10.0.0.1")).allowed  # per IP
-    for ip in ("10.0.0.2", "10.0.0.3"):
-        assert (await throttle.attempt("User0@Shop.example", ip)).allowed
-    assert not (await throttle.attempt("user0@shop.example", "10.0.0.9")).allowed  # per e-mail
-    await throttle.succeeded("user0@shop.example")
-    assert (await throttle.attempt("user0@shop.example", "10.0.0.9")).allowed
+async def test_login_throttle_slows_the_failing_client_and_never_locks_the_account(
+    make_limiter: Any,
+) -> None:
+    throttle = LoginThrottle(make_limiter(1, LoginThrottle.WINDOW), free_failures=3)
+    for _ in range(3):
+        assert (await throttle.check("Ann@Shop.example", "10.0.0.66")).allowed
+        await throttle.failed("Ann@Shop.example", "10.0.0.66")
+    refused = await throttle.check("ann@shop.example", "10.0.0.66")
+    assert not refused.allowed and 0 < refused.retry_after <= 1
+    # The account's owner, elsewhere, is only paused a little, never refused.
+    owner = await throttle.check("ann@shop.example", "10.0.0.5")
+    assert owner.allowed and 0 < owner.retry_after <= LoginThrottle.ACCOUNT_PAUSE_CAP
+    await throttle.succeeded("ann@shop.example", "10.0.0.5")
+    assert await throttle.check("ann@shop.example", "10.0.0.5") == Decision(True, 0.0)
+    # Spraying many accounts from one client is slowed too (from 4 × free failures).
+    for n in range(12):
+        await throttle.failed(f"user{n}@shop.example", "10.0.0.77")
+    assert not (await throttle.check("fresh@shop.example", "10.0.0.77")).allowed
+    assert (await throttle.check("fresh@shop.example", "10.0.0.78")).allowed
+
+
+async def test_login_delays_grow_after_each_failure() -> None:
+    now = [1000.0]
+    limiter = InMemoryRateLimiter(1, LoginThrottle.WINDOW, clock=lambda: now[0])
+    throttle = LoginThrottle(limiter, free_failures=2)
+    waits = []
+    for _ in range(6):
+        decision = await throttle.check("ann@shop.example", "10.0.0.66")
+        waits.append(0.0 if decision.allowed else decision.retry_after)
+        now[0] += waits[-1]  # the client waits exactly as long as told, then fails again
+        await throttle.failed("ann@shop.example", "10.0.0.66")
+    assert waits == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0]
+    assert login_delay(40, 2, LoginThrottle.CLIENT_DELAY_CAP) == LoginThrottle.CLIENT_DELAY_CAP
 
 
 async def test_redis_limiter_falls_back_in_process_when_redis_is_down() -> None:
@@ -893,6 +918,78 @@ def test_redis_backed_login_throttle(tmp_path: Path) -> None:
         assert codes == [401, 401, 429]
         throttle: LoginThrottle = app.state.login_throttle
         assert isinstance(throttle.limiter, RedisRateLimiter)
-        for key in ("login:email:" + email, "login:ip:" + address):
+        for key in throttle._keys(email, address).values():
             client.portal.call(throttle.limiter.reset, key)  # type: ignore[attr-defined]
         client.portal.call(throttle.aclose)  # type: ignore[attr-defined]
+
+
+def test_rotating_forwarded_for_cannot_lock_staff_out(tmp_path: Path) -> None:
+    """Issue 12 finding 9: five wrong passwords from rotating X-Forwarded-For addresses
+    made the right password get 429 (and the header was believed from anyone)."""
+    app = build_app(tmp_path)
+    wrong = {"email": "ann@shop.example", "password": "guess guess"}
+    with TestClient(app, client=("10.0.0.66", 40000)) as attacker:
+        codes = [
+            attacker.post(
+                "/api/staff/login", json=wrong, headers={"X-Forwarded-For": f"203.0.113.{n}"}
+            ).status_code
+            for n in range(8)
+        ]
+        # The header is not believed: every attempt counts against the attacker's address.
+        assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        owner = TestClient(app, client=("10.0.0.5", 40001))
+        started = time.monotonic()
+        right = {"email": "ann@shop.example", "password": PASSWORD}
+        assert owner.post("/api/staff/login", json=right).status_code == 200
+        assert time.monotonic() - started < LoginThrottle.ACCOUNT_PAUSE_CAP + 2
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path: Path) -> None:
+    app = build_app(tmp_path, trusted_proxies="10.9.0.0/16, 192.0.2.1")
+    wrong = {"email": "ann@shop.example", "password": "guess guess"}
+    with TestClient(app, client=("10.9.3.4", 40000)) as proxy:
+        # Behind the proxy, each real client has its own count.
+        for n in range(5):
+            headers = {"X-Forwarded-For": f"198.51.100.{n}"}
+            assert proxy.post("/api/staff/login", json=wrong, headers=headers).status_code == 401
+        forged = {"X-Forwarded-For": "198.51.100.1, 198.51.100.200"}  # right-most hop counts
+        boss = {**wrong, "email": "boss@shop.example"}
+        for _ in range(5):
+            assert proxy.post("/api/staff/login", json=boss, headers=forged).status_code == 401
+        assert proxy.post("/api/staff/login", json=boss, headers=forged).status_code == 429
+        fresh = {"X-Forwarded-For": "198.51.100.9"}
+        assert proxy.post("/api/staff/login", json=wrong, headers=fresh).status_code == 401
+
+
+def test_client_address() -> None:
+    from starlette.requests import Request as StarletteRequest
+
+    from bot.clients import client_address
+
+    def request(peer: str, *forwarded: str) -> StarletteRequest:
+        headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+        return StarletteRequest(
+            {"type": "http", "client": (peer, 1), "headers": headers, "method": "GET"}
+        )
+
+    untrusted = settings_for("sqlite://")
+    assert client_address(request("198.51.100.7", "1.2.3.4"), untrusted) == "198.51.100.7"
+    trusted = settings_for("sqlite://", trusted_proxies="10.0.0.0/8,::1")
+    assert client_address(request("10.1.1.1", "1.2.3.4"), trusted) == "1.2.3.4"
+    assert client_address(request("::1", "9.9.9.9, 1.2.3.4, 10.0.0.2"), trusted) == "1.2.3.4"
+    assert client_address(request("10.1.1.1", "9.9.9.9", "1.2.3.4"), trusted) == "1.2.3.4"
+    assert client_address(request("10.1.1.1", "1.2.3.4, not-an-ip"), trusted) == "10.1.1.1"
+    assert client_address(request("10.1.1.1"), trusted) == "10.1.1.1"
+    assert client_address(request("198.51.100.7", "1.2.3.4"), trusted) == "198.51.100.7"
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        settings_for("sqlite://", trusted_proxies="10.0.0.0/8, proxy.example")
+
+
+def test_make_run_starts_uvicorn_without_proxy_headers_unless_proxies_are_trusted() -> None:
+    """Finding 9: uvicorn believes X-Forwarded-For from 127.0.0.1 by default."""
+    from tandem.run import gateway_command
+
+    command = gateway_command(settings_for("sqlite://"))
+    assert "--no-proxy-headers" in command and "--forwarded-allow-ips" not in command
+    command = gateway_command(settings_for("sqlite://", trusted_proxies="10.0.0.0/8"))
+    assert command[command.index("--forwarded-allow-ips") + 1] == "10.0.0.0/8"

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from handoff import turn as turn_step
+from handoff.identity import rasa_identity_metadata
 from handoff.policy import Decision, PolicyError, PolicySettings, load_policy
 from handoff.signals import HandoffSignal, IdentifiedSignal, read_signal
 from sentiment.analyzer import SentimentScores
@@ -83,8 +84,11 @@ class ChatFlows:
         scorer: SentimentBatcher,
         policy: PolicySettings,
         policy_file: Path | None = None,
+        *,
+        identity_secret: str = "",
     ) -> None:
         self.engine = engine
+        self.identity_secret = identity_secret
         self.assistant = assistant
         self.publisher = publisher
         self.desk = desk
@@ -348,7 +352,13 @@ class ChatFlows:
                 message_id=message.id,
                 duplicate=False,
                 state=state,
-                rasa_metadata=_rasa_metadata(conversation),
+                # A verified customer travels signed: the actions trust nothing else.
+                rasa_metadata=rasa_identity_metadata(
+                    self.identity_secret,
+                    conversation.id,
+                    conversation.customer_id,
+                    bool(conversation.customer_verified),
+                ),
                 assigned_staff_id=conversation.assigned_staff_id,
                 effects=effects,
             )
@@ -526,9 +536,3 @@ class ChatFlows:
             await asyncio.gather(*list(self._late_scores), return_exceptions=True)
 
 
-def _rasa_metadata(conversation: Conversation) -> dict[str, Any]:
-    return {
-        "conversation_id": conversation.id,
-        "customer_id": conversation.customer_id,
-        "verified": bool(conversation.customer_verified),
-    }

@@ -17,9 +17,18 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from tandem.business.models import Booking, Customer, Order, OrderItem, ReturnRequest
+from tandem.business.models import (
+    Booking,
+    Customer,
+    Order,
+    OrderItem,
+    Product,
+    ReturnRequest,
+)
+from tandem.business.profile import BusinessProfile
 from tandem.conversations.models import Conversation, ConversationEvent, Message, Ticket
 from tandem.db import utcnow
+from tandem.privacy.masking import Vocabulary
 from tandem.staff.models import AuditLog, StaffUser
 from tandem.staff.service import list_audit, record_audit
 
@@ -28,6 +37,7 @@ __all__ = [
     "CustomerNotFound",
     "PrivacyError",
     "audit_entries",
+    "business_vocabulary",
     "customer_conversation_ids",
     "delete_conversations",
     "delete_customer",
@@ -339,3 +349,17 @@ def audit_entries(session: Session, limit: int = 100) -> list[dict[str, Any]]:
         }
         for e in entries
     ]
+
+
+def business_vocabulary(session: Session, profile: BusinessProfile) -> Vocabulary:
+    """The words masking must leave alone: the assistant's and the shop's names, product
+    names, categories and colours, and staff display names (with their first names)."""
+    phrases = [profile.bot.name, profile.business.name]
+    for name, category, colours in session.execute(
+        select(Product.name, Product.category, Product.colours)
+    ):
+        phrases += [name, category, *(colours or [])]
+    for (display_name,) in session.execute(select(StaffUser.display_name)):
+        if display_name:
+            phrases += [display_name, display_name.split()[0]]
+    return Vocabulary(phrases)

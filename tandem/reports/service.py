@@ -211,18 +211,22 @@ class Masker:
     The masking itself is tandem/privacy/masking.py (spaCy NER plus patterns).
     """
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, vocabulary: Any = None) -> None:
+        """`vocabulary`: the business's own words, never masked (a privacy Vocabulary)."""
         self.enabled = enabled
         self._mask: Any = None
+        self._vocabulary: Any = vocabulary
         if enabled:
-            from tandem.privacy.masking import mask_text
+            from tandem.privacy.masking import NO_VOCABULARY, mask_text
 
             self._mask = mask_text
+            self._vocabulary = vocabulary or NO_VOCABULARY
 
     def text(self, text: str, known_names: Iterable[str] = ()) -> str:
         if not self.enabled or not text:
             return text
-        return str(self._mask(text, known_names=[n for n in known_names if n]))
+        names = [n for n in known_names if n]
+        return str(self._mask(text, known_names=names, vocabulary=self._vocabulary))
 
     def label(self, customer: Customer | None) -> str:
         if customer is None:

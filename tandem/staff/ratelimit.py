@@ -1,8 +1,12 @@
-"""Sliding-window rate limits for staff logins.
+"""Sliding-window counts, and the staff login throttle built on them.
 
 Two backends share one small interface: in-process (one gateway worker) and Redis (every
 worker sees the same counts). `make_rate_limiter` picks Redis when REDIS_URL is set.
 Keys are hashed before they are stored, so Redis holds no e-mail addresses.
+
+Logins are slowed, never locked: failed attempts make the *same client* wait longer and
+longer (per account and overall), while failures from elsewhere only add a short pause
+to an account's logins. Nobody can keep a member of staff out by failing on purpose.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ class RateLimiter(Protocol):
         """Count one attempt if it is allowed; a refused attempt is not counted."""
         ...
 
+    async def add(self, key: str) -> None:
+        """Count one event whatever the limit (failures are always recorded)."""
+        ...
+
+    async def recent(self, key: str) -> tuple[int, float]:
+        """Events within the window, and seconds since the newest (inf when none)."""
+        ...
+
     async def reset(self, key: str) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -78,15 +90,30 @@ class InMemoryRateLimiter:
     def hit_sync(self, key: str) -> Decision:
         now = self._clock()
         with self._lock:
-            if len(self._hits) >= self.SWEEP_AT:
-                self._sweep(now)
-            hits = self._hits.setdefault(_digest(key), deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
+            hits = self._live_hits(key, now)
             if len(hits) >= self.limit:
                 return Decision(False, hits[0] + self.window - now)
             hits.append(now)
             return Decision(True)
+
+    async def add(self, key: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._live_hits(key, now).append(now)
+
+    async def recent(self, key: str) -> tuple[int, float]:
+        now = self._clock()
+        with self._lock:
+            hits = self._live_hits(key, now)
+            return len(hits), (now - hits[-1]) if hits else math.inf
+
+    def _live_hits(self, key: str, now: float) -> deque[float]:
+        if len(self._hits) >= self.SWEEP_AT:
+            self._sweep(now)
+        hits = self._hits.setdefault(_digest(key), deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        return hits
 
     def _sweep(self, now: float) -> None:
         stale = [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]
@@ -119,6 +146,23 @@ redis.call('ZADD', key, now, member)
 redis.call('PEXPIRE', key, window_ms)
 return {1, 0}
 """
+# Count one event unconditionally (limit -1), or read {count, ms since the newest} (limit 0).
+_RECORD = """
+local key = KEYS[1]
+local mode = tonumber(ARGV[1])
+local window_ms = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_ms)
+if mode < 0 then
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('PEXPIRE', key, window_ms)
+  return {1, 0}
+end
+local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+if #newest == 0 then return {0, -1} end
+return {redis.call('ZCARD', key), now - tonumber(newest[2])}
+"""
 
 
 class RedisRateLimiter:
@@ -140,6 +184,7 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = prefix
         self._script = client.register_script(_SLIDING_WINDOW)
+        self._record = client.register_script(_RECORD)
         self._fallback = InMemoryRateLimiter(limit, window)
 
     @classmethod
@@ -162,6 +207,25 @@ class RedisRateLimiter:
             return await self._fallback.hit(key)
         return Decision(bool(allowed), max(0, int(retry_ms)) / 1000)
 
+    async def add(self, key: str) -> None:
+        await self._fallback.add(key)  # kept too, in case Redis goes away
+        member = f"{time.time_ns()}-{secrets.token_hex(4)}"
+        window_ms = math.ceil(self.window * 1000)
+        try:
+            await self._record(keys=[self._key(key)], args=[-1, window_ms, member])
+        except RedisError as error:
+            logger.warning("Redis rate limiter unavailable, counting in-process: %s", error)
+
+    async def recent(self, key: str) -> tuple[int, float]:
+        try:
+            count, age_ms = await self._record(
+                keys=[self._key(key)], args=[0, math.ceil(self.window * 1000), ""]
+            )
+        except RedisError as error:
+            logger.warning("Redis rate limiter unavailable, counting in-process: %s", error)
+            return await self._fallback.recent(key)
+        return int(count), (int(age_ms) / 1000 if int(age_ms) >= 0 else math.inf)
+
     async def reset(self, key: str) -> None:
         await self._fallback.reset(key)
         try:
@@ -179,35 +243,73 @@ def make_rate_limiter(settings: Settings, *, limit: int, window: float) -> RateL
     return InMemoryRateLimiter(limit, window)
 
 
-class LoginThrottle:
-    """Login attempts per e-mail and per client IP, `login_rate_limit_per_minute` each.
+def login_delay(failures: int, free: int, cap: float) -> float:
+    """Seconds to wait after the latest failure: none for the first `free`, then 1, 2, 4…"""
+    if failures < free:
+        return 0.0
+    return float(min(cap, 2.0 ** min(failures - free, 30)))
 
-    Both keys count: per e-mail stops guessing one account's password from many
-    addresses, per IP stops one address spraying passwords over many accounts.
+
+class LoginThrottle:
+    """Progressive delays for staff logins, counted over failed attempts only.
+
+    - per account *and* client: after `free` failures (login_rate_limit_per_minute) the
+      next attempt from that client for that account must wait 1 s, then 2, 4… up to
+      five minutes after the latest failure; earlier attempts get 429 with Retry-After.
+    - per client, over all accounts (password spraying): the same, from 4 × `free`.
+    - per account, from any client: never refused, only a short pause (at most
+      `ACCOUNT_PAUSE_CAP` s) before the password is checked, so that failures from
+      elsewhere, rotating addresses included, cannot lock the account's owner out.
+    A correct password clears that account's counts; the client's spraying count stays.
     """
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    WINDOW = 15 * 60.0
+    CLIENT_DELAY_CAP = 300.0
+    ACCOUNT_PAUSE_CAP = 2.0
+
+    def __init__(self, limiter: RateLimiter, free_failures: int = 5) -> None:
         self.limiter = limiter
+        self.free = free_failures
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginThrottle:
         return cls(
-            make_rate_limiter(settings, limit=settings.login_rate_limit_per_minute, window=60)
+            make_rate_limiter(settings, limit=1, window=cls.WINDOW),
+            free_failures=settings.login_rate_limit_per_minute,
         )
 
-    async def attempt(self, email: str, client_ip: str | None) -> Decision:
-        """Count a login attempt; a refusal carries the longer of the two waits."""
-        decisions = [await self.limiter.hit("login:email:" + email.strip().lower())]
-        if client_ip:
-            decisions.append(await self.limiter.hit("login:ip:" + client_ip))
-        refused = [d for d in decisions if not d.allowed]
-        if refused:
-            return Decision(False, max(d.retry_after for d in refused))
-        return Decision(True)
+    @staticmethod
+    def _keys(email: str, client: str | None) -> dict[str, str]:
+        account = email.strip().lower()
+        keys = {"account": "login:account:" + account}
+        if client:
+            keys["pair"] = f"login:pair:{account}|{client}"
+            keys["client"] = "login:client:" + client
+        return keys
 
-    async def succeeded(self, email: str) -> None:
-        """A correct password clears that account's count (the IP's count stays)."""
-        await self.limiter.reset("login:email:" + email.strip().lower())
+    async def check(self, email: str, client: str | None) -> Decision:
+        """May this attempt go ahead now? `retry_after` of an allowed one is the pause."""
+        keys = self._keys(email, client)
+        waits = [0.0]
+        for kind, free in (("pair", self.free), ("client", 4 * self.free)):
+            if kind in keys:
+                failures, age = await self.limiter.recent(keys[kind])
+                waits.append(login_delay(failures, free, self.CLIENT_DELAY_CAP) - age)
+        if max(waits) > 0:
+            return Decision(False, max(waits))
+        failures, _ = await self.limiter.recent(keys["account"])
+        pause = 0.0 if failures < self.free else 0.25 * 2.0 ** min(failures - self.free, 10)
+        return Decision(True, min(pause, self.ACCOUNT_PAUSE_CAP))
+
+    async def failed(self, email: str, client: str | None) -> None:
+        for key in self._keys(email, client).values():
+            await self.limiter.add(key)
+
+    async def succeeded(self, email: str, client: str | None) -> None:
+        keys = self._keys(email, client)
+        for kind in ("account", "pair"):
+            if kind in keys:
+                await self.limiter.reset(keys[kind])
 
     async def aclose(self) -> None:
         await self.limiter.aclose()
