@@ -702,7 +702,7 @@ class _Writer:
         for ticket in self.conversation.tickets:
             if ticket.status != "resolved":
                 ticket.status = "resolved"
-                ticket.updated_at = self.at
+                ticket.updated_at = ticket.resolved_at = self.at
         self.message("system", self.profile.say("handoff_csat"), {"kind": "csat_request"})
 
     def rate(self) -> None:
