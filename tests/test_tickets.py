@@ -360,3 +360,43 @@ def test_reports_count_tickets_and_time_to_resolution(engine: Engine) -> None:
 def test_service_refuses_an_unknown_filter(engine: Engine) -> None:
     with session_scope(engine) as session, pytest.raises(service.BadInput):
         service.list_tickets(session, status="closed")
+
+
+def test_the_migration_keeps_closed_tickets_as_done(tmp_path: Path) -> None:
+    """Tickets the desk closed before the inbox existed ("resolved") become "done"."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from tandem.config import PROJECT_ROOT
+    from tandem.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "tandem" / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "0002")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO conversations (id, state, channel, customer_verified, created_at,"
+                " updated_at) VALUES ('c1', 'closed', 'web', 0, :t, :t)"
+            ),
+            {"t": "2026-11-20 10:00:00"},
+        )
+        for status in ("resolved", "open"):
+            connection.execute(
+                text(
+                    "INSERT INTO tickets (conversation_id, status, message_ids, created_at,"
+                    " updated_at) VALUES ('c1', :s, '[]', :c, :u)"
+                ),
+                {"s": status, "c": "2026-11-20 10:00:00", "u": "2026-11-20 12:00:00"},
+            )
+    command.upgrade(config, "head")
+    with session_scope(engine) as session:
+        done, still_open = session.scalars(select(Ticket).order_by(Ticket.id)).all()
+        assert (done.status, still_open.status) == ("done", "open")
+        assert done.resolved_at == datetime(2026, 11, 20, 12, tzinfo=UTC)
+        assert still_open.resolved_at is None and still_open.assigned_staff_id is None
+    engine.dispose()
