@@ -227,7 +227,9 @@ def test_an_offline_request_is_answered_by_e_mail_and_closed_from_the_inbox(
     expect(owner.get_by_test_id("kpi-tickets-filed")).to_have_attribute(
         "data-value", str(after["count"]), timeout=SLOW
     )
-    expect(owner.get_by_test_id("chart-resolution")).to_contain_text("resolution")
+    resolution = owner.get_by_test_id("chart-resolution")
+    expect(resolution.locator("svg[role=img]")).to_have_count(1)
+    expect(resolution.locator("table tbody tr")).to_have_count(2)  # p50 and p90
 
     assert dialogs == [], f"no page may open a dialog by itself: {dialogs}"
     for context in (customer_context, staff_context, owner_context):
