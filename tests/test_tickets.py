@@ -239,6 +239,27 @@ def test_closing_the_conversation_finishes_its_ticket(gw: Gateway) -> None:
     assert chat
 
 
+def test_a_customers_export_and_erasure_cover_the_replies(gw: Gateway, outbox: Path) -> None:
+    from tandem.business.models import Customer
+    from tandem.privacy import service as privacy
+
+    _, ticket_id = offline_ticket(gw, contact="olivia.bennett@example.com")
+    ann = staff_login(gw.engine, "ann@shop.example")
+    text = "Dear Olivia, your refund went out today."
+    assert post(gw, ann, f"/api/staff/tickets/{ticket_id}/reply", {"text": text}).status_code == 200
+    with session_scope(gw.engine) as session:
+        olivia = session.scalars(
+            select(Customer).where(Customer.email == "olivia.bennett@example.com")
+        ).one()
+        exported = privacy.export_customer(session, olivia.id)
+        [ticket] = [t for t in exported["tickets_by_email"] if t["id"] == ticket_id]
+        assert [r["body"] for r in ticket["replies"]] == [text]
+        privacy.delete_customer(session, olivia.id, None)
+    with session_scope(gw.engine) as session:
+        assert session.get(Ticket, ticket_id) is None
+        assert session.scalars(select(TicketReply)).all() == []
+
+
 # ------------------------------------------------------------------ SMTP
 
 

@@ -145,6 +145,8 @@ class Ticket(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
 
     conversation: Mapped[Conversation] = relationship(back_populates="tickets")
+    # The e-mails staff sent (tandem/tickets/models.py); the database deletes them with it.
+    replies: Mapped[list[TicketReply]] = relationship(order_by="TicketReply.id", viewonly=True)
 
     @validates("status")
     def _one_vocabulary(self, _key: str, status: str) -> str:
@@ -155,3 +157,8 @@ class Ticket(Base):
         if status == "done" and self.resolved_at is None:
             self.resolved_at = utcnow()
         return status
+
+
+# Registers TicketReply for `Ticket.replies` wherever these tables are used (the action
+# server imports this module alone). It only imports tandem.db: no cycle.
+from tandem.tickets.models import TicketReply  # noqa: E402
