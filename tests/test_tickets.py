@@ -378,6 +378,41 @@ def test_reports_count_tickets_and_time_to_resolution(engine: Engine) -> None:
     assert figures["time_to_resolution"] == {"p50": 7200.0, "p90": 15840.0, "count": 3}
 
 
+def test_of_simultaneous_claims_exactly_one_wins(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tandem.staff import service as staff_service
+
+    Base.metadata.create_all(engine)
+    with session_scope(engine) as session:
+        chat = conversations.create_conversation(session)
+        ticket = Ticket(conversation_id=chat.id, status="open", email="a@b.example")
+        session.add(ticket)
+        session.flush()
+        ticket_id = ticket.id
+        ids = [
+            staff_service.create_user(
+                session, email=f"s{n}@shop.example", password="x" * 12, capacity=1
+            ).id
+            for n in range(8)
+        ]
+
+    def try_claim(staff_id: int) -> str:
+        try:
+            with session_scope(engine) as session:
+                service.claim(session, ticket_id, service.Actor(staff_id, f"s{staff_id}"))
+            return "won"
+        except service.TicketConflict:
+            return "lost"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(try_claim, ids))
+    assert sorted(results) == ["lost"] * 7 + ["won"]
+    with session_scope(engine) as session:
+        winner = ids[results.index("won")]
+        assert session.get_one(Ticket, ticket_id).assigned_staff_id == winner
+
+
 def test_service_refuses_an_unknown_filter(engine: Engine) -> None:
     with session_scope(engine) as session, pytest.raises(service.BadInput):
         service.list_tickets(session, status="closed")
