@@ -114,7 +114,12 @@
         }, el("button", {
           type: "button", class: "tickets-open",
           "aria-label": "Open ticket #" + ticket.id,
-          on: { click: function () { open(ticket.id); } }
+          on: { click: function () {
+            open(ticket.id).then(function () {
+              // One column on a phone: the ticket is below the list.
+              if (window.matchMedia("(max-width: 900px)").matches) detail.scrollIntoView();
+            });
+          } }
         },
           el("span", { class: "tickets-top" },
             el("strong", {}, "#" + ticket.id),
