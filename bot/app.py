@@ -27,6 +27,7 @@ from bot import (
     staff_auth_views,
     staff_views,
     staff_ws,
+    ticket_views,
     views,
     ws,
 )
@@ -203,6 +204,7 @@ def create_app(
     app.include_router(canned_views.router)
     app.include_router(owner_views.router)
     app.include_router(privacy_views.router)
+    app.include_router(ticket_views.router)
     app.include_router(pages.router)
 
     @app.exception_handler(DeskError)

@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     # Rasa's SQL tracker store (a SQLite file) also holds transcripts: when set, deleting a
     # customer or purging old transcripts deletes Rasa's copy too. `make run` sets it.
     rasa_tracker_db: Path | None = None
+    # Ticket replies by e-mail. Without SMTP_HOST every reply is written to MAIL_OUTBOX_DIR
+    # as an .eml file (readable by the owner only) instead of being sent.
+    mail_outbox_dir: Path = PROJECT_ROOT / "var" / "outbox"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    # The From address of replies; empty: the contact e-mail in business.yml.
+    mail_from: str | None = Field(default=None, pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
     @property
     def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
@@ -125,6 +136,19 @@ class Settings(BaseSettings):
         for name in GENERATED_SECRETS:
             if not getattr(self, name):
                 setattr(self, name, load_or_create_secret(self.state_dir / "secrets" / name))
+        return self
+
+    @field_validator("smtp_host", "smtp_username", "smtp_password", "mail_from", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _smtp_login_is_complete(self) -> Settings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")
+        if self.smtp_username is not None and self.smtp_host is None:
+            raise ValueError("SMTP_USERNAME is set but SMTP_HOST is not")
         return self
 
     @field_validator("database_url")

@@ -180,7 +180,8 @@ class Stack:
 
     @classmethod
     def isolated(cls, state_dir: Path, **overrides: object) -> Stack:
-        """A stack on free ports with its own seeded SQLite database (tests, benchmarks)."""
+        """A stack on free ports with its own seeded SQLite database and mail outbox (tests,
+        benchmarks)."""
         database_url = f"sqlite:///{state_dir / 'tandem.db'}"
         migrate(database_url)
         seed_demo_database(database_url, history=True)
@@ -189,7 +190,7 @@ class Stack:
             rasa_url=f"http://127.0.0.1:{free_port()}",
             action_server_url=f"http://127.0.0.1:{free_port()}",
             gateway_port=free_port(),
-            **overrides,  # type: ignore[arg-type]
+            **{"mail_outbox_dir": state_dir / "outbox", **overrides},  # type: ignore[arg-type]
         )
         return cls(settings, state_dir=state_dir)
 

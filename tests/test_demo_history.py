@@ -114,7 +114,8 @@ def test_history_is_consistent_with_the_state_machine(
                 assert closing.actor.startswith("staff:")
         tickets = session.scalars(select(Ticket)).all()
         assert tickets and all(t.email and t.name and t.message_ids for t in tickets)
-        assert {t.status for t in tickets} <= {"open", "resolved"}
+        assert {t.status for t in tickets} <= {"open", "done"}
+        assert all(t.resolved_at is not None for t in tickets if t.status == "done")
 
 
 def test_owner_reports_have_believable_figures(engine: Engine, profile: BusinessProfile) -> None:

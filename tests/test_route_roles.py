@@ -32,6 +32,14 @@ SELF_SERVICE = {("/api/staff/logout", "post")}
 ANY_STAFF = ("/api/staff/",)
 OWNER_ONLY = ("/api/owner/",)
 SAFE = {"get", "head", "options"}
+# The ticket inbox: staff and owners alike (the owner also works colleagues' tickets).
+TICKET_ROUTES = {
+    ("/api/staff/tickets", "get"),
+    ("/api/staff/tickets/{ticket_id}", "get"),
+    ("/api/staff/tickets/{ticket_id}/claim", "post"),
+    ("/api/staff/tickets/{ticket_id}/reply", "post"),
+    ("/api/staff/tickets/{ticket_id}/done", "post"),
+}
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,11 @@ def test_every_route_is_classified(client: TestClient) -> None:
     assert len(routes) > 30
     unclassified = [str(r) for r in routes if r.kind == "unclassified"]
     assert unclassified == [], "add these routes to a role class in this test"
+
+
+def test_the_ticket_inbox_is_for_staff_and_owners(client: TestClient) -> None:
+    found = {(r.path, r.method): r.kind for r in all_routes(client) if "/tickets" in r.path}
+    assert found == dict.fromkeys(TICKET_ROUTES, "staff")
 
 
 def test_logged_out_gets_401_on_every_staff_and_owner_route(client: TestClient) -> None:

@@ -7,7 +7,7 @@
 
   const Charts = window.TandemCharts;
   const $ = (id) => document.getElementById(id);
-  const SECTIONS = ["reports", "log", "staff", "canned", "settings", "privacy"];
+  const SECTIONS = ["reports", "log", "tickets", "staff", "canned", "settings", "privacy"];
   const TRIGGERS = [
     "frustration", "negative_streak", "human_request", "fallbacks", "repeated_intent",
     "complaint", "large_cancellation", "legal", "high_value", "purchase_intent",
@@ -26,6 +26,7 @@
     policy: null,
     businessToday: null,
     report: null,
+    tickets: null, // the ticket inbox (tickets.js), mounted when first shown
   };
 
   /* ---------- small helpers ---------- */
@@ -306,6 +307,8 @@
     } finally {
       state.me = null;
       state.csrf = "";
+      state.tickets = null; // the next login may be someone else
+      $("tickets-inbox").replaceChildren();
       showLogin("");
     }
   }
@@ -377,6 +380,12 @@
     setKpi("kpi-csat", csat.average, csat.average === null || csat.average === undefined
       ? "—" : `${num(csat.average, 1)} / 5`);
     setKpi("kpi-fallback-rate", report.fallback_rate, pct(report.fallback_rate));
+    const tickets = report.tickets || {};
+    const resolution = tickets.time_to_resolution || {};
+    setKpi("kpi-tickets-filed", tickets.count ?? 0, String(tickets.count ?? 0));
+    setKpi("kpi-tickets-done", tickets.done ?? 0, String(tickets.done ?? 0));
+    setKpi("kpi-resolution-p50", resolution.p50, duration(resolution.p50));
+    setKpi("kpi-resolution-p90", resolution.p90, duration(resolution.p90));
 
     const chart = (id) => document.querySelector(`[data-testid="${id}"]`);
     const days = report.sentiment_per_day || [];
@@ -427,6 +436,19 @@
       ] : [],
       format: duration, labelHeader: "Percentile", valueHeader: "Wait",
       emptyText: "No answered handoffs in this period",
+    });
+
+    Charts.hbars(chart("chart-resolution"), {
+      title: "Ticket time to resolution",
+      summary: resolution.count
+        ? `Time from filing to done over ${resolution.count} of ${tickets.count} tickets filed in the period: median ${duration(resolution.p50)}, 90th percentile ${duration(resolution.p90)}.`
+        : `Ticket time to resolution: none of the ${tickets.count ?? 0} tickets filed in this period is done.`,
+      bars: resolution.count ? [
+        { label: "p50 (median)", value: resolution.p50, color: "#f59e0b" },
+        { label: "p90", value: resolution.p90, color: "#b45309" },
+      ] : [],
+      format: duration, labelHeader: "Percentile", valueHeader: "Time",
+      emptyText: "No tickets done in this period",
     });
 
     const dist = csat.distribution || {};
@@ -1091,6 +1113,15 @@
         loadLogMeta();
       }
       loadLog();
+    },
+    tickets: () => {
+      if (!state.tickets) {
+        state.tickets = window.TandemTickets.mount($("tickets-inbox"), {
+          userId: () => state.me && state.me.id,
+          onSessionEnd: () => showLogin("Your session has ended. Please log in again."),
+        });
+      }
+      state.tickets.refresh();
     },
     staff: loadStaff,
     canned: loadCanned,

@@ -41,6 +41,7 @@
     queueAgain: false,
     contextTimer: null,
     notificationTimer: null,
+    tickets: null, // the ticket inbox (tickets.js), mounted when first shown
     stopped: true
   };
 
@@ -97,16 +98,60 @@
     });
   }
 
+  // Live chats or the ticket inbox (the inbox loads when first shown).
+  function showView(view) {
+    document.getElementById("console").dataset.view = view;
+    $("tickets-view").hidden = view !== "tickets";
+    Array.prototype.forEach.call(document.querySelectorAll(".views [role=tab]"), function (tab) {
+      var selected = tab.dataset.view === view;
+      tab.setAttribute("aria-selected", selected ? "true" : "false");
+      tab.tabIndex = selected ? 0 : -1;
+    });
+    if (view === "tickets") ticketInbox().refresh();
+  }
+
+  function ticketInbox() {
+    if (!state.tickets) {
+      state.tickets = window.TandemTickets.mount($("tickets-view"), {
+        userId: function () { return state.user && state.user.id; },
+        onSessionEnd: function () { showLogin("Your session has ended. Please log in again."); },
+        onCounts: showTicketCount
+      });
+    }
+    return state.tickets;
+  }
+
+  function showTicketCount(counts) {
+    $("tab-tickets-count").textContent = counts.open > 0 ? String(counts.open) : "";
+  }
+
+  function refreshTicketCount() {
+    if (state.stopped) return;
+    if (state.tickets && !$("tickets-view").hidden) {
+      state.tickets.refresh();
+      return;
+    }
+    T.api("/api/staff/tickets?status=open&limit=1").then(function (body) {
+      showTicketCount(body.counts);
+    }, function () { /* the queue's refresh reports a lost session */ });
+  }
+
+  function activateTab(tab) {
+    if (tab.dataset.view) showView(tab.dataset.view);
+    else showPane(tab.dataset.pane);
+  }
+
   // The WAI-ARIA tabs pattern: Left/Right (and Home/End) move to and open a tab.
   function onTabKey(event) {
-    var tabs = Array.prototype.slice.call(document.querySelectorAll(".tabs [role=tab]"));
+    var list = event.currentTarget.closest("[role=tablist]");
+    var tabs = Array.prototype.slice.call(list.querySelectorAll("[role=tab]"));
     var index = tabs.indexOf(event.currentTarget);
     var next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[
       event.key];
     if (next === undefined) return;
     event.preventDefault();
     var tab = tabs[(next + tabs.length) % tabs.length];
-    showPane(tab.dataset.pane);
+    activateTab(tab);
     tab.focus();
   }
 
@@ -145,6 +190,7 @@
     loadTeam();
     loadCanned();
     refreshQueue();
+    refreshTicketCount();
     connect();
     state.tickTimer = setInterval(tick, 1000);
     state.safetyTimer = setInterval(function () {
@@ -166,6 +212,10 @@
     state.socketUp = false;
     state.openId = null;
     state.context = null;
+    if (state.tickets) { // the next login may be someone else
+      T.clear($("tickets-view"));
+      state.tickets = null;
+    }
   }
 
   // ------------------------------------------------------------------ live socket
@@ -261,9 +311,11 @@
       case "ready":
       case "error":
         return;
+      case "ticket":
+        refreshTicketCount();
+        // falls through: a new ticket may have left the queue
       case "escalation":
       case "queue_changed":
-      case "ticket":
       case "sla_overdue":
         refreshQueue();
         if (event.conversation_id && event.conversation_id === state.openId) scheduleContext();
@@ -850,10 +902,11 @@
     $("transfer-submit").addEventListener("click", transfer);
     $("return-to-bot").addEventListener("click", returnToBot);
     $("close-form").addEventListener("submit", closeConversation);
-    Array.prototype.forEach.call(document.querySelectorAll(".tabs [role=tab]"), function (tab) {
-      tab.addEventListener("click", function () { showPane(tab.dataset.pane); });
-      tab.addEventListener("keydown", onTabKey);
-    });
+    Array.prototype.forEach.call(document.querySelectorAll("[role=tablist] [role=tab]"),
+      function (tab) {
+        tab.addEventListener("click", function () { activateTab(tab); });
+        tab.addEventListener("keydown", onTabKey);
+      });
     document.addEventListener("click", T.unlockAudio, { once: true });
   }
 

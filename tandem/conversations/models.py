@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from tandem.conversations.states import State
 from tandem.db import Base, UTCDateTime, utcnow
@@ -124,7 +124,7 @@ class Ticket(Base):
     conversation_id: Mapped[str] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    # awaiting_contact -> open -> resolved
+    # awaiting_contact -> open -> in_progress -> done (the staff inbox, tandem/tickets)
     status: Mapped[str] = mapped_column(String(20), default="awaiting_contact", index=True)
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
@@ -135,5 +135,30 @@ class Ticket(Base):
     reply_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The inbox: who took the ticket and when, and when it was done (reports' time to
+    # resolution). SET NULL keeps the ticket if the account goes.
+    assigned_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL"), index=True
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
 
     conversation: Mapped[Conversation] = relationship(back_populates="tickets")
+    # The e-mails staff sent (tandem/tickets/models.py); the database deletes them with it.
+    replies: Mapped[list[TicketReply]] = relationship(order_by="TicketReply.id", viewonly=True)
+
+    @validates("status")
+    def _one_vocabulary(self, _key: str, status: str) -> str:
+        # Closing the conversation marks its tickets "resolved" (the desk's older word):
+        # stored as "done", with the time, so the inbox and the reports see one vocabulary.
+        if status == "resolved":
+            status = "done"
+        if status == "done" and self.resolved_at is None:
+            self.resolved_at = utcnow()
+        return status
+
+
+# Registers TicketReply for `Ticket.replies` wherever these tables are used (the action
+# server imports this module alone). It only imports tandem.db: no cycle.
+from tandem.tickets.models import TicketReply  # noqa: E402

@@ -366,7 +366,7 @@ def close(
         if ticket.status != "resolved":
             ticket.status = "resolved"
             if at is not None:
-                ticket.updated_at = at
+                ticket.updated_at = ticket.resolved_at = at
     effects = Effects(conversation.id)
     _say(
         session,

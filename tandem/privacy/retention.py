@@ -71,7 +71,7 @@ def purge_old_transcripts(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> PurgeResult:
-    """Delete transcripts idle longer than `retention_days` and resolved tickets as old.
+    """Delete transcripts idle longer than `retention_days` and done tickets as old.
 
     Records one audit row (actor: system) when something was deleted. `progress(done,
     total)` is called after each batch (the CLI draws a bar with it).
@@ -82,13 +82,13 @@ def purge_old_transcripts(
     now = now or utcnow()
     cutoff = now - timedelta(days=retention_days)
     ids = expired_conversation_ids(session, cutoff)
-    # Resolved tickets of conversations that are themselves kept (e.g. reopened) go too.
+    # Done tickets of conversations that are themselves kept (e.g. reopened) go too.
     expiring = set(ids)
     ticket_ids = [
         ticket_id
         for ticket_id, conversation_id in session.execute(
             select(Ticket.id, Ticket.conversation_id).where(
-                Ticket.status == "resolved", Ticket.updated_at < cutoff
+                Ticket.status == "done", Ticket.updated_at < cutoff
             )
         )
         if conversation_id not in expiring

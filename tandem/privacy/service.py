@@ -175,6 +175,11 @@ def _tickets_by_email(session: Session, email: str, skip: Sequence[str]) -> list
     return list(session.scalars(stmt.order_by(Ticket.id)))
 
 
+def _ticket_row(ticket: Ticket) -> dict[str, Any]:
+    """A ticket with the e-mails staff sent about it (they hold the customer's words too)."""
+    return {**_row(ticket), "replies": [_row(r) for r in ticket.replies]}
+
+
 def export_customer(session: Session, customer_id: int, actor: int | None = None) -> dict[str, Any]:
     """Everything stored about one customer, as JSON-ready data (audited)."""
     customer = _customer(session, customer_id)
@@ -211,12 +216,12 @@ def export_customer(session: Session, customer_id: int, actor: int | None = None
                 **_row(conv),
                 "messages": [_row(m) for m in conv.messages],
                 "events": [_row(e) for e in conv.events],
-                "tickets": [_row(t) for t in conv.tickets],
+                "tickets": [_ticket_row(t) for t in conv.tickets],
             }
             for conv in conversations
         ],
         # Tickets left under the customer's e-mail from an anonymous chat.
-        "tickets_by_email": [_row(t) for t in other_tickets],
+        "tickets_by_email": [_ticket_row(t) for t in other_tickets],
     }
     record_audit(
         session,

@@ -10,6 +10,8 @@ Definitions (the dashboard and the tests rely on them):
 - Sentiment bucket by the average score of the customer's messages:
   <= -0.25 negative, >= 0.25 positive, else neutral.
 - Days and hours are in the business's timezone (business.yml), else UTC.
+- Tickets: those filed in the period (the offline fallback), how many are done, and time
+  to resolution (filed to marked done in the inbox, p50 and p90) over the done ones.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from tandem.business.models import Customer, CustomerTier
-from tandem.conversations.models import Conversation, ConversationEvent, Message
+from tandem.conversations.models import Conversation, ConversationEvent, Message, Ticket
 from tandem.conversations.states import State
 from tandem.db import utcnow
 from tandem.staff.models import StaffUser
@@ -492,6 +494,7 @@ def build_report(session: Session, period: Period) -> dict[str, Any]:
 
     waits = _waits_to_first_reply(session, lower, upper)
     return {
+        "tickets": _tickets(session, lower, upper),
         "period": period.to_dict(),
         "timezone": str(tz),
         "sentiment_per_day": [
@@ -534,6 +537,27 @@ def build_report(session: Session, period: Period) -> dict[str, Any]:
         # for staff were never the bot's to understand.
         "fallback_rate": fallbacks / read_by_bot if read_by_bot else 0.0,
         "busiest_hours": [{"hour": hour, "messages": hours[hour]} for hour in range(24)],
+    }
+
+
+def _tickets(session: Session, lower: datetime, upper: datetime) -> dict[str, Any]:
+    """Tickets filed in the period: counts, and seconds from filed to done (p50, p90)."""
+    tickets = list(
+        session.scalars(select(Ticket).where(Ticket.created_at >= lower, Ticket.created_at < upper))
+    )
+    resolved = [
+        (t.resolved_at - t.created_at).total_seconds()
+        for t in tickets
+        if t.status == "done" and t.resolved_at is not None
+    ]
+    return {
+        "count": len(tickets),
+        "done": sum(t.status == "done" for t in tickets),
+        "time_to_resolution": {
+            "p50": _round(percentile(resolved, 0.5), 1),
+            "p90": _round(percentile(resolved, 0.9), 1),
+            "count": len(resolved),
+        },
     }
 
 
