@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     business_file: Path = PROJECT_ROOT / "business.yml"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_seconds: float = 10.0
+    # How long the Rasa server may take to load its model at start (slow on a busy machine).
+    rasa_start_timeout_seconds: float = Field(default=240.0, gt=0, le=3600)
     action_server_url: str = "http://127.0.0.1:5055"
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000

@@ -289,7 +289,10 @@ class Stack:
                 service.start()
             for service in self.services:
                 print(f"  waiting for the {service.name}…", flush=True)
-                service.wait_healthy(timeout=240 if service.name == "Rasa server" else 60)
+                rasa = service.name == "Rasa server"
+                service.wait_healthy(
+                    timeout=self.settings.rasa_start_timeout_seconds if rasa else 60
+                )
         except BaseException:
             self.stop()
             raise
