@@ -109,7 +109,9 @@ class MoodSettings(BaseModel):
         None, description="fitted weights passed in; default: weights_file or the package's"
     )
     weights_file: Path | None = None
-    escalation_threshold: float = Field(0.7, ge=0, le=1)
+    # The index is a probability calibrated on USS (base rate 6%): 0.4 separates the labelled
+    # handoff scenarios; the gateway's own threshold is handoff.yml's.
+    escalation_threshold: float = Field(0.4, ge=0, le=1)
     ema_alpha: float = Field(0.5, gt=0, le=1, description="weight of the newest message")
     trend_window: int = Field(4, ge=2, description="customer turns in the slope")
     trend_full_slope: float = Field(
