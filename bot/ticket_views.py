@@ -71,7 +71,9 @@ async def _announce(request: Request, ticket_id: int, change: str) -> None:
     """Other consoles reload their inbox (the event only says "look again")."""
     desk = getattr(request.app.state, "desk", None)
     if desk is not None:
-        await desk.to_staff({"type": "ticket", "ticket_id": ticket_id, "change": change})
+        await desk.publisher.to_staff(
+            {"type": "ticket", "ticket_id": ticket_id, "change": change}
+        )
 
 
 # Sync reads on purpose: FastAPI runs them in the thread pool, off the event loop.

@@ -135,10 +135,9 @@ def fold_mood(mood: Mood, turn: TurnFacts, policy: PolicySettings) -> Mood:
     mood = Mood.from_dict(mood.to_dict(), mood.settings)
     mood.add_customer_message(turn.text, felt_score(turn.text, turn.entity_spans, turn.sentiment))
     if turn.bot_answered:
-        if is_fallback(turn, policy):
-            mood.bot_fallback()
-        else:
-            mood.bot_answered()
+        # With the bot's words the Mood also sees a question asked again (a form re-ask).
+        said = " ".join(turn.bot_texts) or None
+        mood.add_bot_event("fallback" if is_fallback(turn, policy) else "answer", text=said)
     return mood
 
 
