@@ -28,6 +28,10 @@ from tandem.business.service import (
 
 _TIME_RE = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?(?![\d/])", re.IGNORECASE)
 _NAME_PREFIX = re.compile(r"^(my name is|my name's|i am|i'm|im|it's|its|this is|name:?)\s+", re.I)
+_PHONE_IN_TEXT = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
+_PHONE_WORDS = re.compile(
+    r"\b(and )?(my )?(phone|number|mobile|cell|tel)( number)?( is|:)?\b|\band\b\s*$", re.I
+)
 # an afternoon guess for bare small hours: nobody books a styling session at 3 AM
 LATEST_BARE_PM_HOUR = 7
 
@@ -159,6 +163,7 @@ class BookingSlotsValidation(TandemFormValidation):
 
 
 class ValidateBookingForm(BookingSlotsValidation):
+    start_intent = "book_appointment"
     form_slots: ClassVar[tuple[str, ...]] = (
         "appointment_date",
         "appointment_time",
@@ -172,14 +177,21 @@ class ValidateBookingForm(BookingSlotsValidation):
     def validate_customer_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        name = _NAME_PREFIX.sub("", text_of(value)).strip(" .,!")
+        text = text_of(value)
+        # "Jane Doe, 312 555 0199": the name and the phone number in one message
+        phone_match = _PHONE_IN_TEXT.search(text)
+        phone = normalise_phone(phone_match.group(0)) if phone_match else None
+        if phone is not None and phone_match is not None:
+            text = text[: phone_match.start()] + text[phone_match.end() :]
+            text = _PHONE_WORDS.sub(" ", text)
+        name = _NAME_PREFIX.sub("", re.sub(r"\s+", " ", text).strip()).strip(" .,!;-")
         if _letters(name) < 2 or any(ch.isdigit() for ch in name) or len(name) > 100:
             return self.retry(
                 dispatcher, tracker, profile().say("booking_name_invalid"), "customer_name"
             )
         if name.islower():
             name = name.title()
-        return {"customer_name": name}
+        return {"customer_name": name} | ({"customer_phone": phone} if phone else {})
 
     def validate_customer_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -265,6 +277,7 @@ class BookingRefValidation(BookingSlotsValidation):
 
 
 class ValidateRescheduleForm(BookingRefValidation):
+    start_intent = "reschedule_appointment"
     form_slots: ClassVar[tuple[str, ...]] = ("booking_ref", "appointment_date", "appointment_time")
     announce_booking = True
 
@@ -298,6 +311,7 @@ class ActionRescheduleAppointment(Action):
 
 
 class ValidateCancelBookingForm(BookingRefValidation):
+    start_intent = "cancel_appointment"
     form_slots: ClassVar[tuple[str, ...]] = ("booking_ref",)
 
     def name(self) -> str:

@@ -20,7 +20,7 @@ from handoff.identity import (
     verify_conversation_identity,
 )
 from handoff.signals import HandoffSignal, IdentifiedSignal, to_custom
-from tandem.business.profile import BusinessProfile, get_profile
+from tandem.business.profile import DEFAULT_MESSAGES, BusinessProfile, get_profile
 from tandem.business.service import BusinessService
 from tandem.config import get_settings
 from tandem.db import get_engine, session_scope, utcnow
@@ -28,8 +28,9 @@ from tandem.db import get_engine, session_scope, utcnow
 # Tests replace the clock to run on a fixed date.
 clock: Callable[[], datetime] = utcnow
 
-MAX_FAILURES = 3
-RETRY_TAG = "tandem_retry"  # marks a retry message (BotUttered metadata) with its form
+# failed tries at one question before the bot offers another way instead of asking again
+MAX_TRIES = 2
+RETRY_TAG = "tandem_retry"  # marks a retry message (BotUttered metadata): "<form>:<slot>"
 IDENTITY_TAG = "tandem_identity"  # a signed customer id on our own message (BotUttered)
 _STOP_FORM = "__tandem_stop_form"  # private marker in tracker.slots for this request only
 
@@ -132,8 +133,12 @@ def reset_slots(*names: str) -> list[EventType]:
     return [SlotSet(name, None) for name in names]
 
 
-def failures_in_form(tracker: Tracker, form: str) -> int:
-    """Retries already sent in the current run of `form`.
+def retry_tag(form: str, question: str) -> str:
+    return f"{form}:{question}"
+
+
+def failures_in_form(tracker: Tracker, tag: str) -> int:
+    """Retries already sent for one question (`retry_tag`) in the current run of its form.
 
     Counted from the events since the latest loop change: retry messages carry
     `tandem_retry` in their metadata, which Rasa keeps on the BotUttered event.
@@ -142,7 +147,7 @@ def failures_in_form(tracker: Tracker, form: str) -> int:
     for event in reversed(tracker.events):
         if event.get("event") == "active_loop":
             break
-        if event.get("event") == "bot" and (event.get("metadata") or {}).get(RETRY_TAG) == form:
+        if event.get("event") == "bot" and (event.get("metadata") or {}).get(RETRY_TAG) == tag:
             count += 1
     return count
 
@@ -151,6 +156,7 @@ class TandemFormValidation(FormValidationAction):
     """Form validation with ordered slots, counted retries and early stops."""
 
     form_slots: ClassVar[tuple[str, ...]] = ()
+    start_intent: ClassVar[str] = ""  # the request that starts the form ("Start again")
 
     @abstractmethod
     def name(self) -> str:
@@ -185,20 +191,44 @@ class TandemFormValidation(FormValidationAction):
     def retry(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str, slot: str
     ) -> dict[str, Any]:
-        """Reject a value with an explanation; from the third failure offer a person.
+        """Reject a value with an explanation; at the second failure offer another way.
 
         A value that was not asked for (an entity picked up in passing) is dropped
         quietly, so the customer only hears about what they were asked.
         """
         if not self.is_requested(tracker, slot) and tracker.get_slot(REQUESTED_SLOT):
             return {slot: None}
-        failures = failures_in_form(tracker, self.form_name()) + 1
-        if failures >= MAX_FAILURES:
-            dispatcher.utter_message(
-                text=f"{text} {profile().say('retry_offer_person')}",
-                buttons=person_buttons(),
-                **{RETRY_TAG: self.form_name()},
-            )
-        else:
-            dispatcher.utter_message(text=text, **{RETRY_TAG: self.form_name()})
+        if self.failed_twice(dispatcher, tracker, text, slot):
+            return {slot: None, **self.stop_form(tracker)}
         return {slot: None}
+
+    def failed_twice(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        text: str,
+        question: str,
+        last_text: str | None = None,
+    ) -> bool:
+        """Say `text`; at the second failure say `last_text` (or `text`) with the other
+        ways (a person, start again) instead of letting the form ask a third time.
+        True when the form should stop."""
+        tag = retry_tag(self.form_name(), question)
+        if failures_in_form(tracker, tag) + 1 < MAX_TRIES:
+            dispatcher.utter_message(text=text, **{RETRY_TAG: tag})
+            return False
+        p = profile()
+        hint_key = f"retry_hint_{question}"
+        hint = p.say(hint_key) if hint_key in DEFAULT_MESSAGES else ""
+        buttons = person_buttons()
+        if self.start_intent:
+            again = p.say("start_again_button")
+            buttons.append({"title": again, "payload": f"/{self.start_intent}"})
+        dispatcher.utter_message(
+            text=" ".join(
+                part for part in (last_text or text, hint, p.say("retry_alternatives")) if part
+            ),
+            buttons=buttons,
+            **{RETRY_TAG: tag},
+        )
+        return True

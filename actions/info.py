@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -15,6 +16,19 @@ from actions.common import latest_text, profile
 from tandem.business.profile import WEEKDAYS, BusinessProfile, DayHours
 
 SPECIAL_HOURS_LOOKAHEAD_DAYS = 14
+# "On today (...)" reads badly: today's sentences have their own wording
+_TODAY_KEYS = {
+    "hours_on_day": "hours_today",
+    "hours_on_holiday": "hours_on_holiday_today",
+    "closed_on_day": "closed_today",
+    "closed_on_holiday": "closed_on_holiday_today",
+}
+# a question about where (not how) we ship: "ship to canada", "deliver abroad"
+_ASKS_WHERE = re.compile(
+    r"\b(ship|deliver|send|post)\w*\s+(to|in|into|outside|overseas|abroad|internationally)\b"
+    r"|\b(international|overseas|abroad|countries|country|worldwide)\b",
+    re.IGNORECASE,
+)
 
 
 class ActionGreet(Action):
@@ -41,12 +55,14 @@ class ActionBotChallenge(Action):
 
 def _day_sentence(p: BusinessProfile, hours: DayHours, today: date) -> str:
     day = p.format_date(hours.day, today)
-    if hours.day == today:
-        day = f"today ({day})"
     if hours.hours is None:
         key = "closed_on_holiday" if hours.holiday else "closed_on_day"
+        if hours.day == today:
+            key = _TODAY_KEYS[key]
         return p.say(key, day=day, holiday=hours.holiday or "")
     key = "hours_on_holiday" if hours.holiday else "hours_on_day"
+    if hours.day == today:
+        key = _TODAY_KEYS[key]
     return p.say(
         key,
         day=day,
@@ -151,6 +167,8 @@ class ActionShippingInfo(Action):
     ) -> list[EventType]:
         p = profile()
         lines = [p.say("shipping_intro")]
+        if p.shipping.area and _ASKS_WHERE.search(latest_text(tracker)):
+            lines.insert(0, p.shipping.area)  # "do u ship to canada": the answer comes first
         for option in p.shipping.options:
             days = (
                 str(option.min_days)
@@ -200,7 +218,9 @@ class ActionReturnsPolicy(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        dispatcher.utter_message(text=returns_policy_text(profile()))
+        p = profile()
+        how = p.say("return_how", steps=p.returns.return_steps)
+        dispatcher.utter_message(text=f"{returns_policy_text(p)} {how}")
         return []
 
 

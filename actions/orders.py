@@ -10,14 +10,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
-    MAX_FAILURES,
-    RETRY_TAG,
     TandemFormValidation,
     business_service,
-    failures_in_form,
     identified_payload,
     identity_note,
-    person_buttons,
     profile,
     reset_slots,
     text_of,
@@ -84,6 +80,13 @@ class OrderFormValidation(TandemFormValidation):
     ) -> dict[str, Any]:
         email = normalise_email(text_of(value))
         if email is None:
+            corrected = find_order_number(text_of(value))
+            if corrected and "order_number" not in tracker.slots_to_validate():
+                # "no, 10483": a corrected order number, not a failed e-mail
+                corrected_slots = self.validate_order_number(corrected, dispatcher, tracker, domain)
+                return {**corrected_slots, "order_email": None}
+            if corrected:
+                return {"order_email": None}  # the order number is validated on its own
             return self.retry(dispatcher, tracker, profile().say("email_invalid"), "order_email")
         number = tracker.get_slot("order_number")
         if not number:
@@ -109,14 +112,9 @@ class OrderFormValidation(TandemFormValidation):
         # never say which of the two was wrong
         cleared: dict[str, Any] = {"order_number": None, "order_email": None}
         p = profile()
-        if failures_in_form(tracker, self.form_name()) + 1 >= MAX_FAILURES:
-            dispatcher.utter_message(
-                text=p.say("verification_locked"),
-                buttons=person_buttons(),
-                **{RETRY_TAG: self.form_name()},
-            )
+        failed, locked = p.say("verification_failed"), p.say("verification_locked")
+        if self.failed_twice(dispatcher, tracker, failed, "match", last_text=locked):
             return {**cleared, **self.stop_form(tracker)}
-        dispatcher.utter_message(text=p.say("verification_failed"), **{RETRY_TAG: self.form_name()})
         return cleared
 
     def on_verified(
@@ -187,6 +185,7 @@ def describe_order(service: BusinessService, order: Order) -> str:
 
 
 class ValidateOrderStatusForm(OrderFormValidation):
+    start_intent = "order_status"
     def name(self) -> str:
         return "validate_order_status_form"
 
@@ -253,6 +252,7 @@ def parse_return_type(text: str) -> ReturnKind | None:
 
 
 class ValidateReturnForm(OrderFormValidation):
+    start_intent = "start_return"
     form_slots: ClassVar[tuple[str, ...]] = (*VERIFICATION_SLOTS, "return_type")
 
     def name(self) -> str:
@@ -308,6 +308,7 @@ class ActionStartReturn(Action):
 
 
 class ValidateCancelOrderForm(OrderFormValidation):
+    start_intent = "cancel_order"
     form_slots: ClassVar[tuple[str, ...]] = (*VERIFICATION_SLOTS, "cancel_confirmed")
 
     def name(self) -> str:

@@ -20,6 +20,22 @@ from actions.bookings import (
     parse_time,
 )
 from actions.handoff import ActionComplaint, ActionRequestHuman
+from actions.help import (
+    ActionAccessibility,
+    ActionAccountHelp,
+    ActionChangeOrder,
+    ActionFeedback,
+    ActionGiftCards,
+    ActionInvoice,
+    ActionNewsletter,
+    ActionPaymentProblem,
+    ActionPriceMatch,
+    ActionPromotions,
+    ActionRefundStatus,
+    ActionRestock,
+    ActionSizeGuide,
+    ActionWholesale,
+)
 from actions.info import ActionBotChallenge, ActionGreet, ActionOpeningHours, ActionPaymentMethods
 from actions.orders import (
     ActionCancelOrder,
@@ -31,7 +47,8 @@ from actions.orders import (
 )
 from actions.products import ActionProductInfo
 from handoff.identity import rasa_identity_metadata
-from tandem.business.models import Booking, Order, ReturnRequest
+from tandem.business.models import Booking, Order, Product, ReturnRequest
+from tandem.business.profile import BusinessProfile
 from tandem.config import get_settings
 
 __all__ = ["actions_env", "business_engine", "profile"]  # fixtures used below
@@ -184,7 +201,7 @@ async def test_order_status_verified_by_email_identifies_customer() -> None:
 
 async def test_order_verification_mismatch_and_lockout() -> None:
     form, history = "order_status_form", []
-    for attempt in range(1, 4):
+    for attempt in range(1, 3):
         tracker = make_tracker(
             "priya.shah@example.com",
             slots={"order_number": "10003"},
@@ -196,7 +213,7 @@ async def test_order_verification_mismatch_and_lockout() -> None:
         messages, slots = await run(ValidateOrderStatusForm(), tracker)
         assert slots["order_number"] is None and slots["order_email"] is None
         history += retry_events(messages)
-        if attempt < 3:
+        if attempt < 2:
             assert texts(messages).startswith("Sorry, that order number and e-mail address")
             assert "requested_slot" not in slots or slots["requested_slot"] == "order_number"
     assert "keep your account safe" in texts(messages)
@@ -206,7 +223,7 @@ async def test_order_verification_mismatch_and_lockout() -> None:
 
 async def test_invalid_order_number_retries_then_offers_a_person() -> None:
     history: list[dict[str, Any]] = []
-    for _ in range(3):
+    for attempt in range(1, 3):
         tracker = make_tracker(
             "123",
             candidates={"order_number": "123"},
@@ -218,7 +235,12 @@ async def test_invalid_order_number_retries_then_offers_a_person() -> None:
         assert slots["order_number"] is None
         assert "five digits" in texts(messages)
         history += retry_events(messages)
-    assert messages[0]["buttons"][0]["payload"] == "/request_human"
+        if attempt == 1:
+            assert not messages[0]["buttons"] and "requested_slot" not in slots
+    # the second failure offers other ways instead of a third identical question
+    assert "confirmation e-mail" in texts(messages)
+    assert [b["payload"] for b in messages[0]["buttons"]] == ["/request_human", "/order_status"]
+    assert slots["requested_slot"] is None
 
 
 async def test_verified_customer_skips_email_and_gets_latest_orders() -> None:
@@ -348,7 +370,7 @@ async def test_product_info_with_size_entity() -> None:
         "Linen Button-Down Shirt costs $78.00 and comes in White, Sage or Sky Blue."
     )
     assert "sold out in size XS" in said
-    assert slots == {"product": None, "size": None}
+    assert slots == {"product": "Linen Button-Down Shirt", "size": "XS"}  # context for later
     messages, _ = await run(
         ActionProductInfo(),
         make_tracker("leather bag", entities=[{"entity": "product", "value": "leather bag"}]),
@@ -359,6 +381,48 @@ async def test_product_info_with_size_entity() -> None:
         make_tracker("x", entities=[{"entity": "product", "value": "garden hose"}]),
     )
     assert 'couldn\'t find a product called "garden hose"' in texts(messages)
+
+
+async def test_follow_ups_are_about_the_same_product() -> None:
+    """ "how much is it", "in a medium?", "and the black one?" after a product answer."""
+    context = {"product": "Classic Denim Jacket", "size": None}
+    messages, slots = await run(ActionProductInfo(), make_tracker("how much is it", slots=context))
+    assert texts(messages).startswith("Classic Denim Jacket costs $128.00")
+    assert slots["product"] == "Classic Denim Jacket"
+    messages, slots = await run(ActionProductInfo(), make_tracker("in a medium?", slots=context))
+    assert "Classic Denim Jacket is in stock in size M" in texts(messages)
+    assert slots["size"] == "M"
+    carried = {"product": "Classic Denim Jacket", "size": "M"}
+    messages, _ = await run(ActionProductInfo(), make_tracker("and the black one?", slots=carried))
+    said = texts(messages)
+    assert said.startswith("Yes, Classic Denim Jacket comes in Black") and "size M" in said
+    messages, _ = await run(ActionProductInfo(), make_tracker("in red?", slots=carried))
+    assert "doesn't come in red" in texts(messages)
+
+
+async def test_search_by_category_size_and_price_lists_every_match_with_stock(
+    business_engine: Engine,
+) -> None:
+    entities = [{"entity": "product", "value": "dresses"}, {"entity": "size", "value": "M"}]
+    text = "any dresses in M under $150"
+    messages, _ = await run(ActionProductInfo(), make_tracker(text, entities=entities))
+    said = texts(messages)
+    with Session(business_engine) as session:
+        dresses = session.scalars(
+            select(Product).where(Product.category == "Dresses", Product.price <= 150)
+        ).all()
+        assert len(dresses) >= 2
+        for dress in dresses:
+            variant = next(v for v in dress.variants if v.size == "M")
+            stock = f"{variant.stock} in M" if variant.stock else "sold out in M"
+            assert f"{dress.name}, ${dress.price:.2f}: {stock}" in said
+
+
+async def test_a_one_size_product_does_not_list_sizes() -> None:
+    entities = [{"entity": "product", "value": "chunky knit beanie"}]
+    messages, _ = await run(ActionProductInfo(), make_tracker("beanie?", entities=entities))
+    said = texts(messages)
+    assert "It's in stock." in said and "sizes One Size" not in said
 
 
 # --------------------------------------------------------------------- bookings
@@ -488,3 +552,124 @@ async def test_reschedule_validates_reference() -> None:
     )
     assert slots["booking_ref"] == "BK-2048"
     assert texts(messages).startswith("Booking BK-2048 is on ")
+
+
+# ----------------------------------------------------------- corrections mid-form
+
+
+async def test_a_corrected_order_number_at_the_email_question_is_taken() -> None:
+    """Asked for the e-mail, the customer says "no, 10003": a new number, not a bad e-mail."""
+    tracker = make_tracker(
+        "no, 10003",
+        slots={"order_number": "10001"},
+        candidates={"order_email": "no, 10003"},
+        form="order_status_form",
+        requested="order_email",
+    )
+    messages, slots = await run(ValidateOrderStatusForm(), tracker)
+    assert slots == {"order_number": "10003", "order_email": None}
+    assert not messages  # no "that doesn't look like an e-mail address"
+
+
+# ------------------------------------------------------ answers from business.yml
+
+
+async def test_promotions_say_no_sale_before_it_starts_and_list_it_during(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import actions.common
+
+    messages, _ = await run(ActionPromotions(), make_tracker("is there a sale on right now?"))
+    assert texts(messages).startswith("There's no sale on right now.")  # NOW is before it
+    during = NOW.replace(month=12, day=2)
+    monkeypatch.setattr(actions.common, "clock", lambda: during)
+    messages, _ = await run(ActionPromotions(), make_tracker("any sales?"))
+    assert "Winter Knit Sale" in texts(messages) and "January 4" in texts(messages)
+    messages, _ = await run(ActionPromotions(), make_tracker("my promo code says expired"))
+    assert texts(messages).startswith("If a code is refused")
+
+
+async def test_gift_cards_and_store_credit_are_not_payment_methods() -> None:
+    messages, _ = await run(ActionGiftCards(), make_tracker("do you sell gift cards"))
+    assert "never expire" in texts(messages) and "Visa" not in texts(messages)
+    messages, _ = await run(ActionGiftCards(), make_tracker("how do i use store credit"))
+    assert texts(messages).startswith("Store credit")
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "expected"),
+    [
+        (ActionPriceMatch(), "do you price match", "identical item"),
+        (ActionSizeGuide(), "do your clothes run small", "true to size"),
+        (ActionAccountHelp(), "i forgot my password", "Forgot password?"),
+        (ActionInvoice(), "i need an invoice", "PDF invoice"),
+        (ActionRefundStatus(), "where is my refund", "5 business days"),
+        (ActionFeedback(), "i want to leave a review", "review"),
+        (ActionNewsletter(), "unsubscribe me", "Unsubscribe"),
+        (ActionNewsletter(), "sign me up for the newsletter", "10% off"),
+    ],
+)
+async def test_shopper_questions_are_answered_from_the_business_file(
+    action: Action, text: str, expected: str
+) -> None:
+    messages, _ = await run(action, make_tracker(text))
+    assert expected in texts(messages)
+
+
+@pytest.mark.parametrize(
+    ("action", "reason", "expected"),
+    [
+        (ActionChangeOrder(), "change_order", "before it ships"),
+        (ActionPaymentProblem(), "payment_problem", "pending authorisation"),
+        (ActionWholesale(), "wholesale", "quote"),
+        (ActionAccessibility(), "accessibility", "got in your way"),
+    ],
+)
+async def test_what_only_a_person_can_do_is_handed_over_with_its_reason(
+    action: Action, reason: str, expected: str
+) -> None:
+    messages, _ = await run(action, make_tracker("help"))
+    (payload,) = payloads(messages)
+    assert payload["type"] == "handoff" and payload["reason"] == reason
+    assert expected in payload["text"]
+    assert "today at 10 AM" in payload["text"]  # closed at 9 AM: says when staff are back
+
+
+async def test_restock_names_the_sold_out_sizes() -> None:
+    entities = [{"entity": "product", "value": "Linen Button-Down Shirt"}]
+    messages, _ = await run(ActionRestock(), make_tracker("back in stock?", entities=entities))
+    said = texts(messages)
+    assert "sold out in XS" in said and "Notify me" in said
+
+
+async def test_a_missing_section_offers_a_person(monkeypatch: pytest.MonkeyPatch) -> None:
+    import actions.help
+
+    bare = profile_without("price_match")
+    monkeypatch.setattr(actions.help, "profile", lambda: bare)
+    messages, _ = await run(ActionPriceMatch(), make_tracker("do you price match"))
+    assert "don't have the details" in texts(messages)
+    assert messages[0]["buttons"][0]["payload"] == "/request_human"
+
+
+def profile_without(section: str) -> BusinessProfile:
+    from tandem.business.profile import get_profile
+
+    return get_profile().model_copy(update={section: None})
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "phone"),
+    [
+        ("Jane Doe, 312 555 0199", "Jane Doe", "3125550199"),
+        ("it's jane doe and my number is (312) 555-0199", "Jane Doe", "3125550199"),
+        ("Ana María López", "Ana María López", None),
+    ],
+)
+async def test_name_and_phone_in_one_message(text: str, name: str, phone: str | None) -> None:
+    tracker = make_tracker(
+        text, candidates={"customer_name": text}, form="booking_form", requested="customer_name"
+    )
+    _, slots = await run(ValidateBookingForm(), tracker)
+    assert slots["customer_name"] == name
+    assert slots.get("customer_phone") == phone

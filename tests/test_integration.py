@@ -77,6 +77,20 @@ def customer_messages(engine, conversation_id: str) -> list[Message]:  # type: i
         )
 
 
+def bookable_slot(engine, profile: BusinessProfile, days_ahead: int, pick: int | None):  # type: ignore[no-untyped-def]
+    """A free appointment time at least `days_ahead` days after the earliest bookable one:
+    the day's `pick`-th free time, or its middle one."""
+    from tandem.business.service import BusinessService
+
+    with session_scope(engine) as session:
+        service = BusinessService(session, profile)
+        day = service.earliest_bookable().astimezone(profile.tz).date() + timedelta(days_ahead)
+        while not service.free_slots(day):
+            day += timedelta(days=1)
+        free = service.free_slots(day)
+        return day, free[len(free) // 2 if pick is None else pick].astimezone(profile.tz)
+
+
 def next_weekday(today: date, weekday: int) -> date:
     return today + timedelta(days=(weekday - today.weekday()) % 7 or 7)
 
@@ -196,14 +210,7 @@ def test_order_status_with_number_and_email(client: httpx.Client, engine) -> Non
 def test_booking_a_styling_appointment_is_stored(
     client: httpx.Client, profile: BusinessProfile, engine
 ) -> None:  # type: ignore[no-untyped-def]
-    from tandem.business.service import BusinessService
-
-    with session_scope(engine) as session:
-        service = BusinessService(session, profile)
-        day = service.earliest_bookable().astimezone(profile.tz).date() + timedelta(days=2)
-        while not service.free_slots(day):
-            day += timedelta(days=1)
-        slot = service.free_slots(day)[len(service.free_slots(day)) // 2].astimezone(profile.tz)
+    day, slot = bookable_slot(engine, profile, days_ahead=2, pick=None)
     chat = Chat(client)
     chat.say("i'd like to book a styling appointment")
     chat.say(f"{day:%B} {day.day}")

@@ -129,9 +129,35 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "something_went_wrong": (
         "Sorry, something went wrong on my side. Please try again, or ask for a person."
     ),
+    # answers to common questions (the facts come from business.yml sections)
+    "topic_unknown": (
+        "I don't have the details on that here, but a person from our team can help: "
+        "call {phone} or e-mail {email}, or ask me for a person."
+    ),
+    "promotions_running": "On now:\n{lines}",
+    "promotion_line": "• {name}: {details} (until {ends}).",
+    "promotions_none": "There's no sale on right now.",
+    "restock_sold_out": "{name} is sold out in {sizes} right now.",
+    "restock_in_stock": "Good news: {name} is in stock in {sizes}.",
+    "size_guide_link": "The full size guide: {url}",
+    "refund_check_order": "If you tell me your order number, I can check where the order is.",
+    "handoff_reason_note": "I'm passing this to a person from our team, who can do it for you.",
+    # forms
+    "retry_alternatives": (
+        "Rather than ask a third time: I can connect you with a person from our team, or "
+        "you can start again whenever you have it to hand."
+    ),
+    "retry_hint_order_number": "Your order number is in your order confirmation e-mail.",
+    "retry_hint_order_email": "It's the e-mail address your order confirmation was sent to.",
+    "retry_hint_booking_ref": "Your booking reference is in the text we sent when you booked.",
+    "start_again_button": "Start again",
     "retry_offer_person": "If you'd like, I can connect you with a person instead.",
     # hours
     "hours_on_day": "On {day} we're open {opens} to {closes}.",
+    "hours_today": "Today ({day}) we're open {opens} to {closes}.",
+    "hours_on_holiday_today": "Today ({day}, {holiday}) we're open {opens} to {closes}.",
+    "closed_today": "We're closed today ({day}).",
+    "closed_on_holiday_today": "We're closed today ({day}) for {holiday}.",
     "hours_on_holiday": "On {day} ({holiday}) we're open {opens} to {closes}.",
     "closed_on_day": "We're closed on {day}.",
     "closed_on_holiday": "We're closed on {day} for {holiday}.",
@@ -161,6 +187,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "shipping_free_over": " (free on orders over {threshold})",
     "shipping_free": "free",
     "shipping_notes": "{notes}",
+    "return_how": "How to return: {steps}",
     "returns_policy": (
         "You can return or exchange items within {window_days} days of delivery. {condition} "
         "Refunds go back to {refund_method} within {refund_days} business days of us "
@@ -175,8 +202,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
         "Sorry, that order number and e-mail address don't match our records. Let's try again."
     ),
     "verification_locked": (
-        "I still can't match those details, so I'll stop here to keep your account safe. "
-        "A person from our team can help you."
+        "I still can't match those details, so I'll stop here to keep your account safe."
     ),
     "order_not_on_account": "I can't find order {number} on your account.",
     # order status
@@ -242,6 +268,15 @@ DEFAULT_MESSAGES: dict[str, str] = {
     ),
     "product_summary": "{name} costs {price} and comes in {colours}.",
     "product_in_stock_sizes": "In stock in sizes {sizes}.",
+    "product_in_stock_one_size": "It's in stock.",
+    "product_colour": "Yes, {name} comes in {colour} ({price}).",
+    "product_colour_missing": "{name} doesn't come in {colour}; it comes in {colours}.",
+    "product_search_intro": "Here's what we have ({count}):",
+    "product_search_line": "• {name}, {price}: {stock}",
+    "product_search_in_size": "{stock} in {size}",
+    "product_search_sold_out_in_size": "sold out in {size}",
+    "product_search_sizes": "in stock in {sizes}",
+    "product_search_none": "Sorry, nothing in the shop matches that right now.",
     "product_sold_out_sizes": "Sold out in {sizes}.",
     "product_all_sold_out": "It's sold out in every size right now.",
     "product_size_in_stock": "Yes, {name} is in stock in size {size}.",
@@ -419,6 +454,7 @@ class ShippingOption(_Section):
 
 class Shipping(_Section):
     options: list[ShippingOption] = Field(min_length=1)
+    area: str = Field(default="", description="where you ship, said first when asked")
     notes: str = ""
 
 
@@ -446,6 +482,71 @@ class Appointments(_Section):
     horizon_days: int = Field(gt=0)
     min_notice_hours: int = Field(ge=0)
     note: str = ""
+
+
+# Answers to common shopper questions. Each section is optional: without it the assistant
+# says it has no details and offers a person.
+
+
+class Promotion(_Section):
+    name: str = Field(min_length=1)
+    details: str = Field(min_length=1)
+    starts: date
+    ends: date
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Promotion:
+        if self.ends < self.starts:
+            raise ValueError("ends must not be before starts")
+        return self
+
+
+class Promotions(_Section):
+    current: list[Promotion] = []
+    codes: str = Field(min_length=1, description="how promo codes work")
+    code_not_working: str = Field(min_length=1, description="why a code may be refused")
+    signup_offer: str = ""
+
+    def running(self, today: date) -> list[Promotion]:
+        return [p for p in self.current if p.starts <= today <= p.ends]
+
+
+class GiftCards(_Section):
+    summary: str = Field(min_length=1)
+    balance: str = ""
+    store_credit: str = ""
+
+
+
+class SizeGuide(_Section):
+    summary: str = Field(min_length=1)
+    fit_advice: str = ""
+    url: str = ""
+
+
+class AccountHelp(_Section):
+    password: str = Field(min_length=1)
+    login: str = Field(min_length=1)
+    details: str = ""
+
+
+class TextSection(_Section):
+    """A section that is one answer."""
+
+    summary: str = Field(min_length=1)
+
+
+class Refunds(_Section):
+    status: str = Field(min_length=1)
+    how_to: str = ""
+
+
+
+
+
+class Newsletter(_Section):
+    subscribe: str = Field(min_length=1)
+    unsubscribe: str = Field(min_length=1)
 
 
 class Locale(_Section):
@@ -484,6 +585,20 @@ class BusinessProfile(BaseModel):
     payments: Payments
     appointments: Appointments
     locale: Locale = Locale()
+    promotions: Promotions | None = None
+    gift_cards: GiftCards | None = None
+    price_match: TextSection | None = None
+    size_guide: SizeGuide | None = None
+    account: AccountHelp | None = None
+    invoices: TextSection | None = None
+    refunds: Refunds | None = None
+    order_changes: TextSection | None = None
+    payment_problems: TextSection | None = None
+    restock: TextSection | None = None
+    feedback: TextSection | None = None
+    newsletter: Newsletter | None = None
+    wholesale: TextSection | None = None
+    accessibility: TextSection | None = None
     messages: dict[str, str] = {}
 
     @field_validator("messages")
@@ -691,6 +806,7 @@ class BusinessProfile(BaseModel):
             or self._resolve_relative(cleaned, today)
             or self._resolve_explicit(cleaned, today)
             or _resolve_weekday(cleaned, today)
+            or _resolve_day_of_month(cleaned, today)
         )
 
     def _resolve_holiday(self, cleaned: str, today: date) -> date | None:
@@ -757,6 +873,7 @@ _DATE_PATTERNS = (
     re.compile(rf"\b(?:{_MONTHS})\.? (?:the )?{_DAY_NUMBER}(?: \d{{4}})?\b"),
     re.compile(rf"\b(?:the )?{_DAY_NUMBER} (?:of )?(?:{_MONTHS})\b(?: \d{{4}})?"),
 )
+_DAY_OF_MONTH = re.compile(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b")
 _WEEKDAY_NAMES = {
     "mon": 0, "monday": 0, "tue": 1, "tues": 1, "tuesday": 1, "wed": 2, "weds": 2,
     "wednesday": 2, "thu": 3, "thur": 3, "thurs": 3, "thursday": 3, "fri": 4, "friday": 4,
@@ -780,6 +897,19 @@ def _normalise(text: str) -> str:
 
 def _date_candidates(cleaned: str) -> list[str]:
     return [match.group(0) for pattern in _DATE_PATTERNS for match in pattern.finditer(cleaned)]
+
+
+def _resolve_day_of_month(cleaned: str, today: date) -> date | None:
+    """ "on the 12th": the next date with that day of the month, counting today."""
+    match = _DAY_OF_MONTH.search(cleaned)
+    if not match:
+        return None
+    wanted = int(match.group(1))
+    for ahead in range(62):
+        day = today + timedelta(days=ahead)
+        if day.day == wanted:
+            return day
+    return None
 
 
 def _resolve_weekday(cleaned: str, today: date) -> date | None:

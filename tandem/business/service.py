@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from rapidfuzz import fuzz, process, utils
@@ -353,6 +354,36 @@ class BusinessService:
 
     def categories(self) -> list[str]:
         return sorted(set(self.session.scalars(select(Product.category))))
+
+    def category_named(self, text: str) -> str | None:
+        """The category a word names: "dresses", "dress" and "Dresses" -> "Dresses"."""
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        for category in self.categories():
+            name = category.lower()
+            if {name, name.removesuffix("s"), name.removesuffix("es")} & words:
+                return category
+        return None
+
+    def search_products(
+        self,
+        category: str | None = None,
+        min_price: Decimal | None = None,
+        max_price: Decimal | None = None,
+    ) -> list[Product]:
+        """Every active product of a category within a price range, cheapest first."""
+        query = (
+            select(Product)
+            .where(Product.active.is_(True))
+            .options(selectinload(Product.variants))
+            .order_by(Product.price, Product.name)
+        )
+        if category is not None:
+            query = query.where(Product.category == category)
+        if min_price is not None:
+            query = query.where(Product.price >= min_price)
+        if max_price is not None:
+            query = query.where(Product.price <= max_price)
+        return list(self.session.scalars(query))
 
     def availability(self, product: Product) -> list[SizeAvailability]:
         return [SizeAvailability(v.size, v.stock) for v in product.variants]
