@@ -16,11 +16,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
 
 from bot import (
     canned_views,
+    logredact,
     owner_views,
     pages,
     privacy_views,
@@ -30,7 +29,9 @@ from bot import (
     views,
     ws,
 )
+from bot.customer_auth import TOKEN_HEADER
 from bot.desk import DeskError, HandoffDesk
+from bot.edge import EdgeInput
 from bot.flows import ChatFlows
 from bot.rasa_client import RasaClient
 from bot.schemas import MessageRejected
@@ -49,19 +50,6 @@ from tandem.privacy.retention import retention_loop
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY_BYTES = 64 * 1024
-
-
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Refuse huge bodies before they are read (a message is at most a few KB)."""
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"detail": f"Request body over {MAX_BODY_BYTES} bytes."}, status_code=413
-            )
-        return await call_next(request)
 
 
 def create_app(
@@ -73,6 +61,7 @@ def create_app(
 ) -> FastAPI:
     """The gateway. `scorer` and `clock` are for tests (a fake model, a fixed time)."""
     settings = settings or get_settings()
+    logredact.install()
     if settings.identity_secret == DEMO_IDENTITY_SECRET and not settings.database_url.startswith(
         "sqlite"
     ):
@@ -156,15 +145,15 @@ def create_app(
     app.state.flows = ChatFlows(
         engine, rasa, bus, desk, scorer, policy, policy_file=settings.handoff_file
     )
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(EdgeInput)
     # The widget on the business's own site calls the customer API cross-origin; no
-    # cookies are involved (a conversation id is the widget's only credential).
+    # cookies are involved (the conversation's id and token are the widget's credential).
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", TOKEN_HEADER],
             allow_credentials=False,
         )
     app.include_router(views.router)
@@ -188,6 +177,11 @@ def create_app(
     @app.exception_handler(ConversationNotFound)
     async def _not_found(_: Request, error: ConversationNotFound) -> JSONResponse:
         return JSONResponse({"detail": "Unknown conversation."}, status_code=404)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, error: OverflowError) -> JSONResponse:
+        # A number the database cannot hold (SQLite stops at 2**63): bad input, not a crash.
+        return JSONResponse({"detail": "A number in the request is out of range."}, 422)
 
     @app.exception_handler(InvalidTransition)
     async def _conflict(_: Request, error: InvalidTransition) -> JSONResponse:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from bot.customer_auth import CustomerConversation, issue_token
+from bot.edge import MAX_ID
 from bot.flows import ChatFlows
 from bot.schemas import Csat, CustomerMessage, MessageRejected, NewConversation, checked_text
 from handoff.identity import IdentityError, verify_identity
@@ -46,11 +48,14 @@ async def create_conversation(request: Request, body: NewConversation | None = N
 
     Identity fields are never trusted unsigned: a bad signature or an expired one is 401,
     a malformed or partial one, or an unknown customer, 422.
+
+    The answer carries `token`, the conversation's secret: every later call about it sends
+    it in the X-Conversation-Token header (the WebSocket in its first frame).
     """
     body = body or NewConversation()
     fields = (body.customer_id, body.expires_at, body.signature)
     if all(value is None for value in fields):
-        return await _flows(request).start_conversation(body.channel)
+        return await _with_token(request, await _flows(request).start_conversation(body.channel))
     if any(value is None for value in fields):
         return JSONResponse(
             {"detail": "A signed identity needs customer_id, expires_at and signature together."},
@@ -72,9 +77,18 @@ async def create_conversation(request: Request, body: NewConversation | None = N
             {"detail": f"Identity not accepted: no customer with id {identity.customer_id}."},
             status_code=422,
         )
-    return await _flows(request).start_conversation(
-        body.channel, customer_id=customer_id, verified_via="signed_identity"
+    return await _with_token(
+        request,
+        await _flows(request).start_conversation(
+            body.channel, customer_id=customer_id, verified_via="signed_identity"
+        ),
     )
+
+
+async def _with_token(request: Request, conversation: dict[str, Any]) -> dict[str, Any]:
+    """The new conversation with its capability token (shown once; only its hash is kept)."""
+    token = await run_in_threadpool(issue_token, request.app.state.engine, conversation["id"])
+    return conversation | {"token": token}
 
 
 def _known_customer(request: Request, customer_id: str) -> int | None:
@@ -86,19 +100,25 @@ def _known_customer(request: Request, customer_id: str) -> int | None:
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(request: Request, conversation_id: str) -> dict[str, Any]:
+async def get_conversation(
+    request: Request, conversation_id: CustomerConversation
+) -> dict[str, Any]:
     return await _flows(request).conversation(conversation_id)
 
 
 @router.get("/conversations/{conversation_id}/messages")
 async def get_messages(
-    request: Request, conversation_id: str, after: int = Query(default=0, ge=0)
+    request: Request,
+    conversation_id: CustomerConversation,
+    after: int = Query(default=0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
     return {"messages": await _flows(request).history(conversation_id, after_id=after)}
 
 
 @router.post("/conversations/{conversation_id}/messages")
-async def post_message(request: Request, conversation_id: str, body: CustomerMessage) -> Any:
+async def post_message(
+    request: Request, conversation_id: CustomerConversation, body: CustomerMessage
+) -> Any:
     try:
         text = checked_text(body.text, request.app.state.settings.max_message_chars)
     except MessageRejected as rejected:
@@ -115,7 +135,7 @@ async def post_message(request: Request, conversation_id: str, body: CustomerMes
 
 
 @router.post("/conversations/{conversation_id}/csat", responses={409: {}})
-async def post_csat(request: Request, conversation_id: str, body: Csat) -> Any:
+async def post_csat(request: Request, conversation_id: CustomerConversation, body: Csat) -> Any:
     """The customer's rating (1-5) of a closed conversation, with an optional comment."""
 
     def store() -> dict[str, Any] | None:

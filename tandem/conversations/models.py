@@ -29,6 +29,8 @@ class Conversation(Base):
     customer_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_via: Mapped[str | None] = mapped_column(String(30))
     assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
+    # sha256 of the customer's capability token (see service.issue_token); never the token.
+    token_hash: Mapped[str | None] = mapped_column(String(64))
     mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # Gateway bookkeeping for handoff: streak counters, the task intent, when staff took
     # the chat, the offline contact flow's step (see bot/desk/offline.py).

@@ -1,0 +1,205 @@
+"""Regression tests for the customer side of issue 12: conversation tokens (finding 4/10),
+edge input that used to give a 500 or drop the socket (findings 7 and 8), ids in logs.
+
+Rasa is a closed port here (replies are the polite "bot unavailable" message).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+
+from bot.app import create_app
+from bot.customer_auth import TOKEN_HEADER
+from bot.logredact import RedactConversationIds, tag
+from tandem.config import Settings
+from tandem.conversations.models import Conversation, Message
+from tandem.db import migrate, session_scope
+from tandem.run import free_port
+from tests.chat_client import Chat, join, start_chat
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    url = f"sqlite:///{tmp_path / 'edge.db'}"
+    migrate(url)
+    settings = Settings(
+        database_url=url,
+        rasa_url=f"http://127.0.0.1:{free_port()}",
+        rasa_timeout_seconds=1.0,
+        sentiment_enabled=False,
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def chat(client: TestClient) -> Chat:
+    return start_chat(client)
+
+
+def customer_texts(client: TestClient) -> list[str]:
+    with session_scope(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        return list(session.scalars(select(Message.text).where(Message.sender == "customer")))
+
+
+# ------------------------------------------------------------------ the capability token
+
+
+def test_the_id_alone_no_longer_opens_a_conversation(client: TestClient, chat: Chat) -> None:
+    assert len(chat.token) >= 40
+    other = start_chat(client)
+    for method, path, body in [
+        ("GET", chat.url, None),
+        ("GET", chat.url + "/messages", None),
+        ("POST", chat.url + "/messages", {"text": "hello"}),
+        ("POST", chat.url + "/csat", {"score": 5}),
+    ]:
+        bare = client.request(method, path, json=body)
+        assert bare.status_code == 401, path
+        assert TOKEN_HEADER in bare.json()["detail"]
+        for wrong in ("x" * 43, other.token):
+            response = client.request(method, path, json=body, headers={TOKEN_HEADER: wrong})
+            assert response.status_code == 404, path
+            assert response.json() == {"detail": "Unknown conversation."}
+    assert customer_texts(client) == []
+    assert client.get(chat.url, headers=chat.headers).json()["id"] == chat.id
+
+
+def test_only_the_token_hash_is_stored(client: TestClient, chat: Chat) -> None:
+    with session_scope(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        stored = session.get_one(Conversation, chat.id).token_hash
+    assert stored is not None and chat.token not in stored and len(stored) == 64
+
+
+def test_websocket_needs_the_token_in_its_first_frame(client: TestClient, chat: Chat) -> None:
+    other = start_chat(client)
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        socket.send_json({"type": "message", "text": "let me in"})
+        assert socket.receive_json()["status"] == 401
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 4401
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        socket.send_json(other.auth_frame)
+        assert socket.receive_json() == {
+            "type": "error",
+            "status": 404,
+            "detail": "Unknown conversation.",
+        }
+    assert customer_texts(client) == []
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        join(socket, chat)
+        socket.send_json({"type": "message", "text": "now I'm in"})
+        assert socket.receive_json()["message"]["text"] == "now I'm in"
+
+
+def test_logs_carry_a_tag_instead_of_the_conversation_id(chat: Chat) -> None:
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", f"/ws/chat/{chat.id}"), None,
+    )  # fmt: skip
+    RedactConversationIds().filter(record)
+    line = record.getMessage()
+    assert chat.id not in line and tag(chat.id) in line
+
+
+def test_the_gateway_logger_is_redacted(client: TestClient, chat: Chat, caplog) -> None:  # noqa: ANN001
+    with caplog.at_level(logging.WARNING, logger="bot.flows"):
+        client.post(chat.url + "/messages", json={"text": "hi"}, headers=chat.headers)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "bot.flows")
+    assert tag(chat.id) in logged and chat.id not in logged
+
+
+# ------------------------------------------------------------------ edge input
+
+
+def test_a_chunked_body_is_counted_while_it_streams(client: TestClient, chat: Chat) -> None:
+    streamed: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(256):  # 16 MB if it were all read
+            streamed.append(1)
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = client.post(
+        chat.url + "/messages",
+        content=chunks(),
+        headers={**chat.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "65536 bytes" in response.json()["detail"]
+    assert customer_texts(client) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "explained"),
+    [
+        (b'{"text": "hi \\ud800 there"}', "surrogate"),
+        (b'{"text": "nul \\u0000 byte"}', "NUL"),
+        (b'{"text": "ok", "client_message_id": "\\udfff"}', "surrogate"),
+    ],
+)
+def test_unstorable_text_is_422_with_an_explanation(
+    client: TestClient, chat: Chat, raw: bytes, explained: str
+) -> None:
+    response = client.post(
+        chat.url + "/messages",
+        content=raw,
+        headers={**chat.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert explained in response.json()["detail"]
+    assert customer_texts(client) == []
+
+
+def test_nul_in_the_url_is_422(client: TestClient, chat: Chat) -> None:
+    assert client.get(f"/api/conversations/{chat.id}%00", headers=chat.headers).status_code == 422
+    response = client.get("/api/staff/search?q=a%00b")
+    assert response.status_code == 422 and "NUL" in response.json()["detail"]
+
+
+def test_out_of_range_numbers_are_422(client: TestClient, chat: Chat) -> None:
+    huge = 10**30
+    response = client.get(f"{chat.url}/messages?after={huge}", headers=chat.headers)
+    assert response.status_code == 422
+    signed = {"customer_id": str(huge), "expires_at": 4102444800, "signature": "0" * 64}
+    assert client.post("/api/conversations", json=signed).status_code in (401, 422)
+
+
+def test_bad_websocket_frames_get_an_error_frame_and_the_socket_stays(
+    client: TestClient, chat: Chat
+) -> None:
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        join(socket, chat)
+        socket.send_bytes(b"\x00\xff binary")
+        assert "binary" in socket.receive_json()["detail"]
+        socket.send_text('{"type": "message", "text": "lone \\ud800"}')
+        error = socket.receive_json()
+        assert error["status"] == 422 and "surrogate" in error["detail"]
+        socket.send_text('{"type": "message", "text": "nul \\u0000"}')
+        assert "NUL" in socket.receive_json()["detail"]
+        socket.send_json({"type": "message"})
+        assert socket.receive_json()["detail"].startswith("text:")
+        socket.send_json({"type": "dance"})
+        assert socket.receive_json()["status"] == 422
+        # The payload has the HTTP body's limits (pattern and length) on the socket too.
+        socket.send_json({"type": "message", "text": "yes", "payload": "/" + "a" * 300})
+        assert socket.receive_json()["detail"].startswith("payload:")
+        http = client.post(
+            chat.url + "/messages",
+            json={"text": "yes", "payload": "/" + "a" * 300},
+            headers=chat.headers,
+        )
+        assert http.status_code == 422
+        socket.send_json({"type": "ping"})
+        assert socket.receive_json() == {"type": "pong"}
+    assert customer_texts(client) == []
