@@ -196,6 +196,7 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
         )
         token = staff_service.start_session(session, user).token
         conversation = service.create_conversation(session)
+        chat_token = service.issue_token(conversation)
         service.transition(session, conversation, State.QUEUED, actor="bench", reason="bench")
         conversation_id = conversation.id
     servers = [await _serve(customer_app)]
@@ -209,7 +210,10 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
                 f"ws://127.0.0.1:{staff_port}/ws/staff",
                 additional_headers={"Cookie": f"tandem_session={token}"},
             ) as socket,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{customer_port}") as client,
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{customer_port}",
+                headers={"X-Conversation-Token": chat_token},
+            ) as client,
         ):
             assert json.loads(await socket.recv())["type"] == "ready"
             for index in range(messages + 5):

@@ -74,7 +74,9 @@ def main() -> int:
         for i in track(range(args.messages + 20), description="messages", console=console):
             text = MESSAGES[i % len(MESSAGES)]
             if i % len(MESSAGES) == 0:
-                conversation = gateway.post("/api/conversations").json()["id"]
+                created = gateway.post("/api/conversations").json()
+                conversation = created["id"]
+                gateway.headers["X-Conversation-Token"] = created["token"]
                 sender = uuid.uuid4().hex
             # Alternate which path goes first so that neither always finds a warm cache.
             order = ("gateway", "rasa") if i % 2 else ("rasa", "gateway")

@@ -110,7 +110,9 @@ def test_logs_carry_a_tag_instead_of_the_conversation_id(chat: Chat) -> None:
     assert chat.id not in line and tag(chat.id) in line
 
 
-def test_the_gateway_logger_is_redacted(client: TestClient, chat: Chat, caplog) -> None:  # noqa: ANN001
+def test_the_gateway_logger_is_redacted(
+    client: TestClient, chat: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.flows"):
         client.post(chat.url + "/messages", json={"text": "hi"}, headers=chat.headers)
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "bot.flows")
