@@ -38,6 +38,7 @@ from bot.schemas import MessageRejected
 from bot.scoring import SentimentBatcher
 from handoff.factory import make_queue
 from handoff.policy import load_policy
+from tandem.abuse.service import AbuseLimits, RateLimited
 from tandem.bus import make_bus
 from tandem.business.profile import load_profile
 from tandem.config import DEMO_IDENTITY_SECRET, Settings, get_settings
@@ -142,6 +143,7 @@ def create_app(
     app.state.engine = engine
     app.state.desk = desk
     app.state.scorer = scorer
+    app.state.limits = AbuseLimits(settings)
     app.state.flows = ChatFlows(
         engine, rasa, bus, desk, scorer, policy, policy_file=settings.handoff_file
     )
@@ -177,6 +179,14 @@ def create_app(
     @app.exception_handler(ConversationNotFound)
     async def _not_found(_: Request, error: ConversationNotFound) -> JSONResponse:
         return JSONResponse({"detail": "Unknown conversation."}, status_code=404)
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, error: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            {"detail": error.detail, "retry_after": error.retry_after},
+            status_code=429,
+            headers={"Retry-After": str(error.retry_after)},
+        )
 
     @app.exception_handler(OverflowError)
     async def _overflow(_: Request, error: OverflowError) -> JSONResponse:

@@ -34,9 +34,12 @@ def token_ok(engine: Engine, conversation_id: str, token: str) -> bool:
     return True
 
 
-def issue_token(engine: Engine, conversation_id: str) -> str:
+def issue_token(engine: Engine, conversation_id: str, client_tag: str | None = None) -> str:
+    """The new conversation's token; also keeps the tag of the client that started it."""
     with session_scope(engine) as session:
-        return service.issue_token(service.get_conversation(session, conversation_id, lock=True))
+        conversation = service.get_conversation(session, conversation_id, lock=True)
+        conversation.client_tag = client_tag
+        return service.issue_token(conversation)
 
 
 async def customer_conversation(

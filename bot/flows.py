@@ -533,4 +533,6 @@ def _rasa_metadata(conversation: Conversation) -> dict[str, Any]:
         "conversation_id": conversation.id,
         "customer_id": conversation.customer_id,
         "verified": bool(conversation.customer_verified),
+        # Who is asking, as a keyed tag: the actions limit order checks per client with it.
+        "client": conversation.client_tag,
     }

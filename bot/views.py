@@ -8,11 +8,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from bot.abuse import check_message, check_new_conversation
+from bot.clients import client_address
 from bot.customer_auth import CustomerConversation, issue_token
 from bot.edge import MAX_ID
 from bot.flows import ChatFlows
 from bot.schemas import Csat, CustomerMessage, MessageRejected, NewConversation, checked_text
 from handoff.identity import IdentityError, verify_identity
+from tandem.abuse.service import client_key, client_tag
 from tandem.business.models import Customer
 from tandem.business.profile import get_profile
 from tandem.conversations import service
@@ -41,7 +44,11 @@ async def business() -> dict[str, Any]:
 @router.post(
     "/conversations",
     status_code=201,
-    responses={401: {"description": "forged or expired identity"}, 422: {}},
+    responses={
+        401: {"description": "forged or expired identity"},
+        422: {},
+        429: {"description": "too many new conversations from this address"},
+    },
 )
 async def create_conversation(request: Request, body: NewConversation | None = None) -> Any:
     """Start a conversation; a signed identity (all three fields) marks the customer verified.
@@ -52,6 +59,7 @@ async def create_conversation(request: Request, body: NewConversation | None = N
     The answer carries `token`, the conversation's secret: every later call about it sends
     it in the X-Conversation-Token header (the WebSocket in its first frame).
     """
+    await check_new_conversation(request)
     body = body or NewConversation()
     fields = (body.customer_id, body.expires_at, body.signature)
     if all(value is None for value in fields):
@@ -87,7 +95,11 @@ async def create_conversation(request: Request, body: NewConversation | None = N
 
 async def _with_token(request: Request, conversation: dict[str, Any]) -> dict[str, Any]:
     """The new conversation with its capability token (shown once; only its hash is kept)."""
-    token = await run_in_threadpool(issue_token, request.app.state.engine, conversation["id"])
+    settings = request.app.state.settings
+    tag = client_tag(client_key(client_address(request)), settings.identity_secret)
+    token = await run_in_threadpool(
+        issue_token, request.app.state.engine, conversation["id"], tag
+    )
     return conversation | {"token": token}
 
 
@@ -115,10 +127,11 @@ async def get_messages(
     return {"messages": await _flows(request).history(conversation_id, after_id=after)}
 
 
-@router.post("/conversations/{conversation_id}/messages")
+@router.post("/conversations/{conversation_id}/messages", responses={429: {}})
 async def post_message(
     request: Request, conversation_id: CustomerConversation, body: CustomerMessage
 ) -> Any:
+    await check_message(request, conversation_id)
     try:
         text = checked_text(body.text, request.app.state.settings.max_message_chars)
     except MessageRejected as rejected:

@@ -10,22 +10,27 @@ Server -> client: {"type": "ready"} after the auth frame,
                   {"type": "error", "status": 422, "detail": "..."}, {"type": "pong"}
 
 Frames are checked by the same schema as the HTTP body (bot/schemas.py); a bad or binary
-frame gets an error frame and the socket stays open.
+frame gets an error frame and the socket stays open. Frames per connection and messages
+(per conversation and client address, shared with HTTP) are limited: over a limit, an
+error frame with status 429 and `retry_after` seconds, and the frame is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from bot.abuse import check_frame, check_message
 from bot.customer_auth import token_ok
 from bot.flows import ChatFlows
 from bot.origins import CLOSE_FORBIDDEN_ORIGIN, origin_allowed
 from bot.schemas import AuthFrame, MessageFrame, MessageRejected, checked_text, parse_frame
+from tandem.abuse.service import RateLimited
 from tandem.bus import conversation_topic
 
 router = APIRouter()
@@ -82,11 +87,12 @@ async def chat_socket(websocket: WebSocket, conversation_id: str) -> None:
     except WebSocketDisconnect:
         return
 
+    socket_id = uuid.uuid4().hex  # frames are counted per connection
     async with flows.bus.subscribe(conversation_topic(conversation_id)) as events:
         pusher = asyncio.create_task(_push(websocket, events))
         try:
             while True:
-                await _receive_one(websocket, flows, conversation_id, max_chars)
+                await _receive_one(websocket, flows, conversation_id, max_chars, socket_id)
         except WebSocketDisconnect:
             pass
         finally:
@@ -101,11 +107,17 @@ async def _push(websocket: WebSocket, events: asyncio.Queue[dict[str, Any]]) -> 
 
 
 async def _receive_one(
-    websocket: WebSocket, flows: ChatFlows, conversation_id: str, max_chars: int
+    websocket: WebSocket, flows: ChatFlows, conversation_id: str, max_chars: int, socket_id: str
 ) -> None:
     raw = await _receive_raw(websocket)
     try:
+        await check_frame(websocket, socket_id)
         frame = parse_frame(raw)
+        if isinstance(frame, MessageFrame):
+            await check_message(websocket, conversation_id)
+    except RateLimited as limited:
+        await _error(websocket, 429, limited.detail, retry_after=limited.retry_after)
+        return
     except MessageRejected as rejected:
         await _error(websocket, rejected.status_code, rejected.detail)
         return

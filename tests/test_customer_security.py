@@ -1,14 +1,17 @@
 """Regression tests for the customer side of issue 12: conversation tokens (finding 4/10),
 edge input that used to give a 500 or drop the socket (findings 7 and 8), ids in logs.
 
-Rasa is a closed port here (replies are the polite "bot unavailable" message).
+Also the abuse limits (finding 4). Rasa is a closed port here (replies are the polite
+"bot unavailable" message).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,8 +28,8 @@ from tandem.run import free_port
 from tests.chat_client import Chat, join, start_chat
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
+@contextmanager
+def gateway(tmp_path: Path, **overrides: Any) -> Iterator[TestClient]:
     url = f"sqlite:///{tmp_path / 'edge.db'}"
     migrate(url)
     settings = Settings(
@@ -34,8 +37,15 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         rasa_url=f"http://127.0.0.1:{free_port()}",
         rasa_timeout_seconds=1.0,
         sentiment_enabled=False,
+        **overrides,
     )
     with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with gateway(tmp_path) as test_client:
         yield test_client
 
 
@@ -205,3 +215,79 @@ def test_bad_websocket_frames_get_an_error_frame_and_the_socket_stays(
         socket.send_json({"type": "ping"})
         assert socket.receive_json() == {"type": "pong"}
     assert customer_texts(client) == []
+
+
+# ------------------------------------------------------------------ abuse limits
+
+
+def assert_limited(response: Any, words: str) -> None:
+    assert response.status_code == 429, response.text
+    assert words in response.json()["detail"]
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+
+
+def test_new_conversations_are_limited_per_client(tmp_path: Path) -> None:
+    with gateway(tmp_path, limit_conversations_per_minute=3) as client:
+        for _ in range(3):
+            start_chat(client)
+        assert_limited(client.post("/api/conversations"), "Too many new conversations")
+        # X-Forwarded-For from a client that is not a trusted proxy changes nothing.
+        spoofed = client.post("/api/conversations", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert spoofed.status_code == 429
+
+
+def test_a_trusted_proxy_passes_on_the_client_address(tmp_path: Path) -> None:
+    # The proxy (10.0.0.2) appends the client it saw; hops left of it are the client's own.
+    with gateway(
+        tmp_path, limit_conversations_per_minute=2, trusted_proxies="10.0.0.0/8"
+    ) as client:
+        proxied = client.__class__(client.app, client=("10.0.0.2", 5000))  # type: ignore[arg-type]
+        for address in ("198.51.100.1", "198.51.100.1", "198.51.100.2"):
+            forwarded = {"X-Forwarded-For": f"6.6.6.6, {address}"}
+            assert proxied.post("/api/conversations", headers=forwarded).status_code == 201
+        again = proxied.post("/api/conversations", headers={"X-Forwarded-For": "198.51.100.1"})
+        assert_limited(again, "Too many new conversations")
+
+
+def test_messages_are_limited_per_conversation_and_per_client(tmp_path: Path) -> None:
+    with gateway(
+        tmp_path, limit_messages_per_minute=3, limit_client_messages_per_minute=6
+    ) as client:
+        first, second = start_chat(client), start_chat(client)
+        url = first.url + "/messages"
+        for n in range(3):
+            sent = client.post(url, json={"text": f"m{n}"}, headers=first.headers)
+            assert sent.status_code == 200
+        limited = client.post(url, json={"text": "m3"}, headers=first.headers)
+        assert_limited(limited, "Too many messages in this conversation")
+        # The socket shares the conversation's count.
+        with client.websocket_connect(f"/ws/chat/{first.id}") as socket:
+            join(socket, first)
+            socket.send_json({"type": "message", "text": "over the socket"})
+            frame = socket.receive_json()
+            assert frame["status"] == 429 and frame["retry_after"] >= 1
+        # Another conversation of the same client: the per-client limit (6; the refused
+        # tries count too) is next.
+        ok = client.post(second.url + "/messages", json={"text": "x"}, headers=second.headers)
+        assert ok.status_code == 200
+        limited = client.post(second.url + "/messages", json={"text": "y"}, headers=second.headers)
+        assert_limited(limited, "Too many messages from your address")
+    assert "m3" not in customer_texts(client)
+
+
+def test_websocket_frames_are_limited_per_connection(tmp_path: Path) -> None:
+    with gateway(tmp_path, limit_ws_frames_per_minute=4) as client:
+        chat = start_chat(client)
+        with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+            join(socket, chat)  # the auth frame is not counted
+            for _ in range(4):
+                socket.send_json({"type": "ping"})
+                assert socket.receive_json() == {"type": "pong"}
+            socket.send_json({"type": "ping"})
+            frame = socket.receive_json()
+            assert frame["status"] == 429 and "frames" in frame["detail"]
+        # A new connection has its own count.
+        with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+            join(socket, chat)
+            socket.send_json({"type": "ping"})
+            assert socket.receive_json() == {"type": "pong"}

@@ -31,6 +31,9 @@ class Conversation(Base):
     assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
     # sha256 of the customer's capability token (see service.issue_token); never the token.
     token_hash: Mapped[str | None] = mapped_column(String(64))
+    # A keyed hash of the client address that started it (not the address): the action
+    # server counts failed order checks per client across conversations with it.
+    client_tag: Mapped[str | None] = mapped_column(String(24))
     mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # Gateway bookkeeping for handoff: streak counters, the task intent, when staff took
     # the chat, the offline contact flow's step (see bot/desk/offline.py).

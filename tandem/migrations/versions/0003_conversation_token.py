@@ -1,4 +1,4 @@
-"""conversation capability token (only its sha256 is stored)
+"""conversation capability token (only its sha256 is stored) and client tag
 
 Revision ID: 0003
 Revises: 0002
@@ -21,8 +21,10 @@ def upgrade() -> None:
     # old id alone no longer opens a transcript.
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(sa.Column("token_hash", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("client_tag", sa.String(length=24), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("client_tag")
         batch.drop_column("token_hash")
