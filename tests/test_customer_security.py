@@ -8,6 +8,7 @@ Also the abuse limits (finding 4). Rasa is a closed port here (replies are the p
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +22,13 @@ from starlette.websockets import WebSocketDisconnect
 from bot.app import create_app
 from bot.customer_auth import TOKEN_HEADER
 from bot.logredact import RedactConversationIds, tag
+from tandem.abuse.service import AbuseLimits, OrderLookupLimit
 from tandem.config import Settings
 from tandem.conversations.models import Conversation, Message
 from tandem.db import migrate, session_scope
 from tandem.run import free_port
 from tests.chat_client import Chat, join, start_chat
+from tests.handoff_fixtures import REDIS_URL, delete_prefix, redis_client
 
 
 @contextmanager
@@ -291,3 +294,31 @@ def test_websocket_frames_are_limited_per_connection(tmp_path: Path) -> None:
             join(socket, chat)
             socket.send_json({"type": "ping"})
             assert socket.receive_json() == {"type": "pong"}
+
+
+async def test_with_redis_every_process_counts_together() -> None:
+    """Two gateway processes (two limiters) on one Redis share one count; so does the
+    action server's order-check limit."""
+    client = await redis_client()
+    await client.aclose()
+    prefix = f"tandem-test-{uuid.uuid4().hex[:8]}:"
+    settings = Settings(
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        limit_conversations_per_minute=3,
+        limit_order_lookups_per_hour=2,
+    )
+    try:
+        first, second = AbuseLimits(settings), AbuseLimits(settings)
+        verdicts = [
+            await limiter.hit("conversation", "198.51.100.7")
+            for limiter in (first, second, first, second)
+        ]
+        assert [v.allowed for v in verdicts] == [True, True, True, False]
+        assert 1 <= verdicts[-1].retry_after <= 60
+        lookups, elsewhere = OrderLookupLimit(settings), OrderLookupLimit(settings)
+        lookups.failed("tag-1")
+        elsewhere.failed("tag-1")
+        assert lookups.exhausted("tag-1") and not lookups.exhausted("tag-2")
+    finally:
+        await delete_prefix(prefix)
