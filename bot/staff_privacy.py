@@ -65,6 +65,21 @@ async def context_for(
     return await run_in_threadpool(_without_personal_data, context)
 
 
+def event_for(staff: CurrentStaff, event: dict[str, Any]) -> dict[str, Any]:
+    """A live staff event as `staff` may see it: message text masked unless they hold it.
+
+    Non-owners only get per-conversation events of their own or of unassigned (queued)
+    conversations (bot/staff_ws.py `visible`); the queued ones are masked here.
+    """
+    message = event.get("message")
+    if staff.is_owner or event.get("assigned_staff_id") == staff.id:
+        return event
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+        return event
+    [masked] = _mask([message["text"]])
+    return event | {"message": message | {"text": masked}}
+
+
 def _may_note(engine: Engine, conversation_id: str, staff: CurrentStaff) -> bool:
     with session_scope(engine) as session:
         return access.can_add_note(staff, service.get_conversation(session, conversation_id))

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.auth import SESSION_COOKIE, CurrentStaff
 from bot.desk import STAFF_TOPIC, HandoffDesk
 from bot.origins import CLOSE_FORBIDDEN_ORIGIN, same_site
+from bot.staff_privacy import event_for
 from tandem.db import session_scope
 from tandem.staff import service
 
@@ -153,4 +154,4 @@ async def _push(
                 return True
             continue
         if visible(staff, event):
-            await websocket.send_json(event)
+            await websocket.send_json(await run_in_threadpool(event_for, staff, event))

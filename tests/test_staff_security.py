@@ -203,3 +203,28 @@ def test_notes_only_by_the_holder_or_the_owner(client: TestClient) -> None:
         ).status_code
         == 403
     )
+
+
+def test_live_messages_of_queued_conversations_are_masked_for_members(client: TestClient) -> None:
+    ann = account(client, "ann@shop.example")
+    owner = account(client, "boss@shop.example", "owner")
+    desk = client.app.state.desk  # type: ignore[attr-defined]
+    text = "write to olivia.bennett@example.com please"
+    with (
+        client.websocket_connect("/ws/staff", headers=ann["headers"]) as member,
+        client.websocket_connect("/ws/staff", headers=owner["headers"]) as boss,
+    ):
+        member.receive_json(), boss.receive_json()
+        for assigned in (None, ann["id"]):
+            event = {
+                "type": "customer_message",
+                "conversation_id": "c" * 32,
+                "assigned_staff_id": assigned,
+                "message": {"id": 1, "sender": "customer", "text": text},
+            }
+            client.portal.call(desk.to_staff, event)  # type: ignore[union-attr]
+        queued, held = member.receive_json(), member.receive_json()
+        assert "olivia.bennett@example.com" not in queued["message"]["text"]
+        assert "[EMAIL]" in queued["message"]["text"]
+        assert held["message"]["text"] == text  # ann holds this one
+        assert boss.receive_json()["message"]["text"] == text  # the owner sees all
