@@ -891,7 +891,7 @@
           });
         })
         .catch(function (e) {
-          if (e.status === 404) {
+          if (e.status === 404 || e.status === 401) {
             // Deleted or from another install: start afresh without bothering the customer.
             resetConversation();
             return createConversation();
@@ -1165,7 +1165,7 @@
             retryTimer = setTimeout(flush, 3000 + Math.random() * 2000);
             return;
           }
-          if (error.status === 404 && conversationId === state.conversationId) {
+          if ((error.status === 404 || error.status === 401) && conversationId === state.conversationId) {
             resetConversation();
             booting = null;
             dropSocket();
