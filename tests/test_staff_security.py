@@ -228,3 +228,16 @@ def test_live_messages_of_queued_conversations_are_masked_for_members(client: Te
         assert "[EMAIL]" in queued["message"]["text"]
         assert held["message"]["text"] == text  # ann holds this one
         assert boss.receive_json()["message"]["text"] == text  # the owner sees all
+
+
+def test_out_of_range_ids_in_owner_paths_are_422(client: TestClient) -> None:
+    owner = account(client, "boss@shop.example", "owner")
+    huge = 10**30
+    for method, path in [
+        ("GET", f"/api/owner/privacy/customers/{huge}/export"),
+        ("POST", f"/api/owner/staff/{huge}/deactivate"),
+        ("DELETE", f"/api/owner/canned-replies/{huge}"),
+    ]:
+        response = client.request(method, path, headers=owner["headers"])
+        assert response.status_code == 422, (path, response.text)
+        assert "out of range" in response.json()["detail"]
