@@ -21,7 +21,7 @@ import contextlib
 import json
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, WebSocket
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 
@@ -117,12 +117,11 @@ async def staff_socket(websocket: WebSocket) -> None:
 async def _receive(websocket: WebSocket, desk: HandoffDesk, staff: CurrentStaff) -> bool:
     """Answer pings until the client leaves (returns False: not a session end)."""
     while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return False
         try:
-            raw = await websocket.receive_text()
-        except (WebSocketDisconnect, RuntimeError, KeyError):
-            return False  # gone, or a binary frame (not ours to parse)
-        try:
-            frame = json.loads(raw)
+            frame = json.loads(message.get("text") or "")  # a binary frame is not a ping
         except ValueError:
             frame = None
         if not isinstance(frame, dict) or frame.get("type") not in ("ping", "heartbeat"):

@@ -241,3 +241,13 @@ def test_out_of_range_ids_in_owner_paths_are_422(client: TestClient) -> None:
         response = client.request(method, path, headers=owner["headers"])
         assert response.status_code == 422, (path, response.text)
         assert "out of range" in response.json()["detail"]
+
+
+def test_a_binary_frame_on_the_staff_socket_gets_an_error_frame(client: TestClient) -> None:
+    ann = account(client, "ann@shop.example")
+    with client.websocket_connect("/ws/staff", headers=ann["headers"]) as socket:
+        assert socket.receive_json()["type"] == "ready"
+        socket.send_bytes(b"\x00\xff")
+        assert socket.receive_json()["status"] == 422
+        socket.send_json({"type": "ping"})
+        assert socket.receive_json()["type"] == "pong"
