@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
@@ -10,15 +11,19 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    RETRY_TAG,
     TandemFormValidation,
     business_service,
     identified_payload,
     identity_note,
+    person_buttons,
     profile,
+    retry_tag,
     reset_slots,
     text_of,
     verified_customer_id,
 )
+from tandem.abuse.service import OrderLookupLimit
 from tandem.business.models import Order, OrderStatus, ReturnKind
 from tandem.business.service import (
     BusinessService,
@@ -27,8 +32,27 @@ from tandem.business.service import (
     normalise_email,
     normalise_order_number,
 )
+from tandem.config import get_settings
 
 VERIFICATION_SLOTS = ("order_number", "order_email")
+CLEARED: dict[str, Any] = {"order_number": None, "order_email": None}
+
+
+@lru_cache(maxsize=1)
+def order_lookups() -> OrderLookupLimit:
+    """Failed order checks per client across conversations (Redis when REDIS_URL is set)."""
+    return OrderLookupLimit(get_settings())
+
+
+def client_of(tracker: Tracker) -> str:
+    """The gateway's tag for the client (a keyed hash of its address), else the conversation.
+
+    Without a tag (a channel other than the gateway) the conversation is the client, so the
+    per-conversation limit of MAX_FAILURES still holds.
+    """
+    metadata = tracker.latest_message.get("metadata") or {}
+    tag = metadata.get("client")
+    return str(tag) if isinstance(tag, str) and tag else f"conversation:{tracker.sender_id}"
 
 
 class OrderFormValidation(TandemFormValidation):
@@ -67,9 +91,8 @@ class OrderFormValidation(TandemFormValidation):
                     "order_number": number,
                     **self.on_verified(order, service, dispatcher, tracker),
                 }
-            if service.find_order(number) is None:
-                text = p.say("order_not_found", number=number)
-                return self.retry(dispatcher, tracker, text, "order_number")
+            # Whether the number exists is not said: an unknown number and a wrong e-mail
+            # get the same answer once the e-mail is in, so order numbers cannot be probed.
             email = tracker.get_slot("order_email")
             if email and "order_email" not in tracker.slots_to_validate():
                 return self._check_pair(service, number, str(email), dispatcher, tracker)
@@ -102,6 +125,10 @@ class OrderFormValidation(TandemFormValidation):
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
     ) -> dict[str, Any]:
+        client = client_of(tracker)
+        if order_lookups().exhausted(client):
+            # This client failed too often, in this conversation or others: no more checks.
+            return self._lock(dispatcher, tracker)
         order = service.verify_order(number, email)
         if order is not None:
             return {
@@ -109,13 +136,24 @@ class OrderFormValidation(TandemFormValidation):
                 "order_email": normalise_email(email),
                 **self.on_verified(order, service, dispatcher, tracker),
             }
-        # never say which of the two was wrong
-        cleared: dict[str, Any] = {"order_number": None, "order_email": None}
+        # never say which of the two was wrong (or whether the order exists)
+        limit = order_lookups()
+        limit.failed(client)
+        if limit.exhausted(client):
+            return self._lock(dispatcher, tracker)
         p = profile()
         failed, locked = p.say("verification_failed"), p.say("verification_locked")
         if self.failed_twice(dispatcher, tracker, failed, "match", last_text=locked):
-            return {**cleared, **self.stop_form(tracker)}
-        return cleared
+            return {**CLEARED, **self.stop_form(tracker)}
+        return dict(CLEARED)
+
+    def _lock(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+        dispatcher.utter_message(
+            text=profile().say("verification_locked"),
+            buttons=person_buttons(),
+            **{RETRY_TAG: retry_tag(self.form_name(), "match")},
+        )
+        return {**CLEARED, **self.stop_form(tracker)}
 
     def on_verified(
         self,

@@ -182,6 +182,7 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
 
     from bot.app import create_app
     from handoff.policy import Decision, Reason
+    from tandem.abuse.service import LIFTED_LIMITS
     from tandem.config import Settings
     from tandem.conversations import service, transitions
     from tandem.db import migrate, session_scope
@@ -197,6 +198,7 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
         redis_prefix=prefix,
         sentiment_enabled=False,  # the staff event goes out before scoring anyway
         rasa_url="http://127.0.0.1:9",
+        **LIFTED_LIMITS,  # one client sends every message: not what is measured
     )
     customer_app = create_app(settings)
     staff_app = create_app(settings) if redis_url else customer_app
@@ -206,6 +208,7 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
         )
         token = staff_service.start_session(session, user).token
         conversation = service.create_conversation(session)
+        chat_token = service.issue_token(conversation)
         bench = Decision("escalate", 1, [Reason("bench", "bench")])
         transitions.escalate(session, conversation, bench, actor="bench")
         conversation_id = conversation.id
@@ -220,7 +223,10 @@ async def staff_event_latency(messages: int, redis_url: str | None) -> list[floa
                 f"ws://127.0.0.1:{staff_port}/ws/staff",
                 additional_headers={"Cookie": f"tandem_session={token}"},
             ) as socket,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{customer_port}") as client,
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{customer_port}",
+                headers={"X-Conversation-Token": chat_token},
+            ) as client,
         ):
             assert json.loads(await socket.recv())["type"] == "ready"
             for index in range(messages + 5):

@@ -16,11 +16,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
 
 from bot import (
     canned_views,
+    logredact,
     owner_views,
     pages,
     privacy_views,
@@ -31,11 +30,14 @@ from bot import (
     views,
     ws,
 )
+from bot.customer_auth import TOKEN_HEADER
+from bot.edge import EdgeInput
 from bot.rasa_client import RasaClient
 from bot.schemas import MessageRejected
 from handoff.factory import make_queue
 from handoff.policy import load_policy
 from handoff.queue import HandoffQueue
+from tandem.abuse.service import AbuseLimits, RateLimited
 from tandem.bus import EventBus, make_bus
 from tandem.business.profile import BusinessProfile, load_profile
 from tandem.config import DEMO_IDENTITY_SECRET, Settings, get_settings
@@ -53,19 +55,6 @@ from tandem.scoring import SentimentBatcher
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY_BYTES = 64 * 1024
-
-
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Refuse huge bodies before they are read (a message is at most a few KB)."""
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"detail": f"Request body over {MAX_BODY_BYTES} bytes."}, status_code=413
-            )
-        return await call_next(request)
 
 
 # How the views answer a desk refusal.
@@ -86,6 +75,7 @@ def create_app(
     that answers from a script, a scorer with a small model, a fixed clock); each one left
     out is built from the settings."""
     settings = settings or get_settings()
+    logredact.install()
     if settings.identity_secret == DEMO_IDENTITY_SECRET:
         # Only reachable with ALLOW_DEMO_SECRET on; whatever the database.
         logger.warning(
@@ -175,6 +165,7 @@ def create_app(
     app.state.engine = engine
     app.state.desk = desk
     app.state.scorer = scorer
+    app.state.limits = AbuseLimits(settings)
     app.state.flows = ChatFlows(
         engine,
         rasa,
@@ -185,15 +176,15 @@ def create_app(
         policy_file=settings.handoff_file,
         identity_secret=settings.identity_secret,
     )
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(EdgeInput)
     # The widget on the business's own site calls the customer API cross-origin; no
-    # cookies are involved (a conversation id is the widget's only credential).
+    # cookies are involved (the conversation's id and token are the widget's credential).
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", TOKEN_HEADER],
             allow_credentials=False,
         )
     app.include_router(views.router)
@@ -220,6 +211,19 @@ def create_app(
     @app.exception_handler(ConversationNotFound)
     async def _not_found(_: Request, error: ConversationNotFound) -> JSONResponse:
         return JSONResponse({"detail": "Unknown conversation."}, status_code=404)
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, error: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            {"detail": error.detail, "retry_after": error.retry_after},
+            status_code=429,
+            headers={"Retry-After": str(error.retry_after)},
+        )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, error: OverflowError) -> JSONResponse:
+        # A number the database cannot hold (SQLite stops at 2**63): bad input, not a crash.
+        return JSONResponse({"detail": "A number in the request is out of range."}, 422)
 
     @app.exception_handler(InvalidTransition)
     async def _conflict(_: Request, error: InvalidTransition) -> JSONResponse:

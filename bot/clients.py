@@ -14,6 +14,8 @@ from starlette.requests import HTTPConnection
 
 from tandem.config import Settings
 
+UNKNOWN = "unknown"
+
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
@@ -22,11 +24,12 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def client_address(connection: HTTPConnection, settings: Settings) -> str | None:
+def client_address(connection: HTTPConnection, settings: Settings | None = None) -> str:
     """The calling client's IP address (HTTP requests and WebSockets alike)."""
-    peer = connection.client.host if connection.client else None
+    settings = settings or connection.app.state.settings
+    peer = connection.client.host if connection.client else UNKNOWN
     networks = settings.trusted_proxy_networks
-    peer_ip = _address(peer) if peer else None
+    peer_ip = _address(peer)
     if not networks or peer_ip is None or not any(peer_ip in n for n in networks):
         return peer
     header = ",".join(connection.headers.getlist("x-forwarded-for"))

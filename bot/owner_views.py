@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from bot.auth import Owner, require_csrf
+from bot.staff_ws import end_staff_sockets
 from handoff.editing import (
     EDITABLE,
     PolicyEditError,
@@ -227,21 +228,30 @@ async def deactivate_staff(request: Request, user_id: int, owner: Owner) -> Any:
         return _error(409, error.message)
     queue = request.app.state.desk.queue
     await queue.set_presence(str(user_id), "offline", int(view["capacity"]))
+    await end_staff_sockets(request.app, user_id)
     return view
 
 
 @router.post("/staff/{user_id}/reset-password", responses={404: {}, 422: {}})
-def reset_staff_password(request: Request, user_id: int, body: NewPassword, owner: Owner) -> Any:
-    try:
+async def reset_staff_password(
+    request: Request, user_id: int, body: NewPassword, owner: Owner
+) -> Any:
+    def store() -> dict[str, Any]:
         with session_scope(_engine(request)) as session:
             user = staff_service.get_user(session, user_id)
             actor = session.get(StaffUser, owner.id)
             staff_service.reset_password(session, user, body.password, actor=actor)
             return staff_view(user) | {"sessions_ended": True}
+
+    try:
+        view = await run_in_threadpool(store)
     except staff_service.UserNotFound:
         return _error(404, f"No staff account with id {user_id}.")
     except staff_service.StaffError as error:
         return _error(422, error.message)
+    # Its open consoles close too, not only its cookies.
+    await end_staff_sockets(request.app, user_id)
+    return view
 
 
 # ------------------------------------------------------------------ handoff policy

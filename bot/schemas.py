@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from bot.edge import json_problem
 
 
 class NewConversation(BaseModel):
@@ -34,6 +39,56 @@ class CustomerMessage(BaseModel):
         pattern=r"^/[A-Za-z_]+(\{.*\})?$",
         description="A quick-reply button's payload, sent to the bot instead of the text.",
     )
+
+
+# --- the chat WebSocket's frames: a message frame is the HTTP message body plus its type.
+
+
+class AuthFrame(BaseModel):
+    type: Literal["auth"]
+    token: str = Field(max_length=128, description="The conversation's token.")
+
+
+class PingFrame(BaseModel):
+    type: Literal["ping"]
+
+
+class MessageFrame(CustomerMessage):
+    type: Literal["message"]
+
+
+ChatFrame = Annotated[AuthFrame | PingFrame | MessageFrame, Field(discriminator="type")]
+_chat_frame: TypeAdapter[AuthFrame | PingFrame | MessageFrame] = TypeAdapter(ChatFrame)
+
+
+def parse_frame(raw: str | bytes | None) -> AuthFrame | PingFrame | MessageFrame:
+    """One WebSocket frame, checked like an HTTP body; MessageRejected(422) says what's wrong."""
+    if not isinstance(raw, str):
+        raise MessageRejected(422, "Send text frames holding a JSON object, not binary data.")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise MessageRejected(422, "Send a JSON object.")
+    problem = json_problem(value)
+    if problem is not None:
+        raise MessageRejected(422, problem)
+    try:
+        return _chat_frame.validate_python(value)
+    except ValidationError as error:
+        raise MessageRejected(422, _explain(error)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"] if part not in _FRAME_TAGS)
+    if first["type"] == "union_tag_invalid" or where == "":
+        return 'Expected {"type": "message", "text": "..."} or {"type": "ping"}.'
+    return f"{where}: {first['msg']}"
+
+
+_FRAME_TAGS = frozenset({"auth", "ping", "message"})
 
 
 class MessageRejected(ValueError):

@@ -21,6 +21,7 @@ from bot.auth import (
     set_session_cookie,
 )
 from bot.clients import client_address
+from bot.staff_ws import end_staff_sockets
 from tandem.config import Settings
 from tandem.db import session_scope
 from tandem.staff import service
@@ -92,9 +93,9 @@ async def login(request: Request, body: LoginBody) -> Response:
 
 
 @router.post("/logout", status_code=204)
-def logout(request: Request) -> Response:
-    """End this session and drop the cookie; logging out twice is not an error."""
-    staff = lookup_staff(request)
+async def logout(request: Request) -> Response:
+    """End this session, its open staff sockets and the cookie; twice is not an error."""
+    staff = await run_in_threadpool(lookup_staff, request)
     if staff is not None and not csrf_ok(request, staff):
         return JSONResponse(
             {"detail": "Missing or wrong CSRF token; reload the page and try again."},
@@ -102,8 +103,14 @@ def logout(request: Request) -> Response:
         )
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        with session_scope(request.app.state.engine) as db:
-            service.end_session(db, token)
+
+        def end() -> None:
+            with session_scope(request.app.state.engine) as db:
+                service.end_session(db, token)
+
+        await run_in_threadpool(end)
+    if staff is not None:
+        await end_staff_sockets(request.app, staff.id, staff.session_id)
     response = Response(status_code=204)
     clear_session_cookie(response, cookie_secure(request))
     return response

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from bot.auth import CurrentStaff, Staff, StaffWithCsrf, require_csrf
 from bot.schemas import checked_text
+from bot.staff_privacy import context_for, require_note_right
 from bot.staff_team import team_view
 from tandem.desk import HandoffDesk
 from tandem.staff.actor import StaffRef
@@ -83,8 +84,13 @@ async def heartbeat(request: Request, staff: StaffWithCsrf) -> dict[str, Any]:
 
 @router.get("/conversations/{conversation_id}", responses=_ERRORS)
 async def get_context(request: Request, conversation_id: str, staff: Staff) -> dict[str, Any]:
-    """Transcript (with notes), mood timeline, escalation reasons, customer, summary."""
-    return await _desk(request).context(conversation_id)
+    """Transcript (with notes), mood timeline, escalation reasons, customer, summary.
+
+    Contact details and the unmasked transcript only for the member who holds the
+    conversation, or the owner (each look is audited); others get `personal_data: false`.
+    """
+    context = await _desk(request).context(conversation_id)
+    return await context_for(request.app.state.engine, conversation_id, staff, context)
 
 
 @router.post("/conversations/{conversation_id}/claim", responses=_ERRORS)
@@ -108,7 +114,8 @@ async def reply(
 async def note(
     request: Request, conversation_id: str, staff: StaffWithCsrf, body: TextBody
 ) -> dict[str, Any]:
-    """An internal note for colleagues; the customer never sees it."""
+    """An internal note for colleagues (the holder or the owner); the customer never sees it."""
+    await require_note_right(request.app.state.engine, conversation_id, staff)
     return {
         "note": await _desk(request).note(conversation_id, ref(staff), _text(request, body.text))
     }

@@ -8,8 +8,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from bot.abuse import check_message, check_new_conversation
+from bot.clients import client_address
+from bot.customer_auth import CustomerConversation, issue_token
+from bot.edge import MAX_ID
 from bot.schemas import Csat, CustomerMessage, MessageRejected, NewConversation, checked_text
 from handoff.identity import IdentityError, verify_identity
+from tandem.abuse.service import client_key, client_tag
 from tandem.business.models import Customer
 from tandem.business.profile import get_profile
 from tandem.conversations import service
@@ -39,18 +44,26 @@ async def business() -> dict[str, Any]:
 @router.post(
     "/conversations",
     status_code=201,
-    responses={401: {"description": "forged or expired identity"}, 422: {}},
+    responses={
+        401: {"description": "forged or expired identity"},
+        422: {},
+        429: {"description": "too many new conversations from this address"},
+    },
 )
 async def create_conversation(request: Request, body: NewConversation | None = None) -> Any:
     """Start a conversation; a signed identity (all three fields) marks the customer verified.
 
     Identity fields are never trusted unsigned: a bad signature or an expired one is 401,
     a malformed or partial one, or an unknown customer, 422.
+
+    The answer carries `token`, the conversation's secret: every later call about it sends
+    it in the X-Conversation-Token header (the WebSocket in its first frame).
     """
+    await check_new_conversation(request)
     body = body or NewConversation()
     fields = (body.customer_id, body.expires_at, body.signature)
     if all(value is None for value in fields):
-        return await _flows(request).start_conversation(body.channel)
+        return await _with_token(request, await _flows(request).start_conversation(body.channel))
     if any(value is None for value in fields):
         return JSONResponse(
             {"detail": "A signed identity needs customer_id, expires_at and signature together."},
@@ -72,9 +85,22 @@ async def create_conversation(request: Request, body: NewConversation | None = N
             {"detail": f"Identity not accepted: no customer with id {identity.customer_id}."},
             status_code=422,
         )
-    return await _flows(request).start_conversation(
-        body.channel, customer_id=customer_id, verified_via="signed_identity"
+    return await _with_token(
+        request,
+        await _flows(request).start_conversation(
+            body.channel, customer_id=customer_id, verified_via="signed_identity"
+        ),
     )
+
+
+async def _with_token(request: Request, conversation: dict[str, Any]) -> dict[str, Any]:
+    """The new conversation with its capability token (shown once; only its hash is kept)."""
+    settings = request.app.state.settings
+    tag = client_tag(client_key(client_address(request)), settings.identity_secret)
+    token = await run_in_threadpool(
+        issue_token, request.app.state.engine, conversation["id"], tag
+    )
+    return conversation | {"token": token}
 
 
 def _known_customer(request: Request, customer_id: str) -> int | None:
@@ -86,19 +112,26 @@ def _known_customer(request: Request, customer_id: str) -> int | None:
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(request: Request, conversation_id: str) -> dict[str, Any]:
+async def get_conversation(
+    request: Request, conversation_id: CustomerConversation
+) -> dict[str, Any]:
     return await _flows(request).conversation(conversation_id)
 
 
 @router.get("/conversations/{conversation_id}/messages")
 async def get_messages(
-    request: Request, conversation_id: str, after: int = Query(default=0, ge=0)
+    request: Request,
+    conversation_id: CustomerConversation,
+    after: int = Query(default=0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
     return {"messages": await _flows(request).history(conversation_id, after_id=after)}
 
 
-@router.post("/conversations/{conversation_id}/messages")
-async def post_message(request: Request, conversation_id: str, body: CustomerMessage) -> Any:
+@router.post("/conversations/{conversation_id}/messages", responses={429: {}})
+async def post_message(
+    request: Request, conversation_id: CustomerConversation, body: CustomerMessage
+) -> Any:
+    await check_message(request, conversation_id)
     try:
         text = checked_text(body.text, request.app.state.settings.max_message_chars)
     except MessageRejected as rejected:
@@ -115,7 +148,7 @@ async def post_message(request: Request, conversation_id: str, body: CustomerMes
 
 
 @router.post("/conversations/{conversation_id}/csat", responses={409: {}})
-async def post_csat(request: Request, conversation_id: str, body: Csat) -> Any:
+async def post_csat(request: Request, conversation_id: CustomerConversation, body: Csat) -> Any:
     """The customer's rating (1-5) of a closed conversation, with an optional comment."""
 
     def store() -> dict[str, Any] | None:

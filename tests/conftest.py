@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from tandem.abuse.service import LIFTED_LIMITS
 from tandem.config import Settings
 from tandem.db import make_engine, migrate, session_scope
 
@@ -94,6 +95,9 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         staff_presence_ttl_seconds=86400,
         # Every browser test logs in from 127.0.0.1; the limit itself is tested in test_staff.
         login_rate_limit_per_minute=1000,
+        # Every test is one client (127.0.0.1); the abuse limits are tested in
+        # test_customer_security.py.
+        **LIFTED_LIMITS,
     )
     settings = stack.settings
     database_url = settings.database_url

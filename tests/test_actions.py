@@ -44,12 +44,14 @@ from actions.orders import (
     ValidateCancelOrderForm,
     ValidateOrderStatusForm,
     ValidateReturnForm,
+    order_lookups,
 )
 from actions.products import ActionProductInfo
 from handoff.identity import rasa_identity_metadata
+from tandem.abuse.service import OrderLookupLimit
 from tandem.business.models import Booking, Order, Product, ReturnRequest
 from tandem.business.profile import BusinessProfile
-from tandem.config import get_settings
+from tandem.config import Settings, get_settings
 
 __all__ = ["actions_env", "business_engine", "profile"]  # fixtures used below
 pytestmark = pytest.mark.usefixtures("actions_env")
@@ -77,6 +79,7 @@ def make_tracker(
     form: str | None = None,
     requested: str | None = None,
     history: list[dict[str, Any]] | None = None,
+    sender: str = "test",
 ) -> Tracker:
     """A tracker as Rasa sends it: candidates are the SlotSets the form just extracted."""
     candidates = candidates or {}
@@ -89,7 +92,7 @@ def make_tracker(
     events += [{"event": "slot", "name": k, "value": v} for k, v in candidates.items()]
     return Tracker.from_dict(
         {
-            "sender_id": "test",
+            "sender_id": sender,
             "slots": all_slots,
             "latest_message": {
                 "text": text,
@@ -219,6 +222,66 @@ async def test_order_verification_mismatch_and_lockout() -> None:
     assert "keep your account safe" in texts(messages)
     assert messages[0]["buttons"][0]["payload"] == "/request_human"
     assert slots["requested_slot"] is None  # the form stops
+
+
+async def test_unknown_order_and_wrong_email_get_the_same_reply() -> None:
+    # The number step no longer says whether an order exists (order numbers are sequential).
+    tracker = make_tracker(
+        "99999", candidates={"order_number": "99999"}, form="order_status_form",
+        requested="order_number",
+    )  # fmt: skip
+    messages, slots = await run(ValidateOrderStatusForm(), tracker)
+    assert messages == [] and slots["order_number"] == "99999"
+    replies = []
+    for number in ("99999", "10003"):  # unknown; known but not this e-mail's
+        tracker = make_tracker(
+            "someone@example.com",
+            slots={"order_number": number},
+            candidates={"order_email": "someone@example.com"},
+            form="order_status_form",
+            requested="order_email",
+            sender=f"probe-{number}",
+        )
+        messages, slots = await run(ValidateOrderStatusForm(), tracker)
+        replies.append((texts(messages), slots))
+    assert replies[0] == replies[1]
+    assert replies[0][0].startswith("Sorry, that order number and e-mail address")
+
+
+async def test_failed_order_checks_are_counted_per_client_across_conversations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limit = OrderLookupLimit(Settings(limit_order_lookups_per_hour=4))
+    monkeypatch.setattr("actions.orders.order_lookups", lambda: limit)
+    client = {"client": "tag-of-one-address"}
+
+    async def check(conversation: str, number: str, email: str) -> str:
+        tracker = make_tracker(
+            email,
+            slots={"order_number": number},
+            candidates={"order_email": email},
+            form="order_status_form",
+            requested="order_email",
+            metadata=client,
+            sender=conversation,
+        )
+        messages, _ = await run(ValidateOrderStatusForm(), tracker)
+        return texts(messages)
+
+    # A new conversation used to start over; four failures spread over two are the limit.
+    for conversation in ("c1", "c1", "c2", "c2"):
+        await check(conversation, "10003", "guess@example.com")
+    # Now even the right e-mail, in a fresh conversation, is not checked for this client.
+    assert "keep your account safe" in await check("c3", "10003", "marcus.reyes@example.com")
+    # Another client is not affected.
+    client["client"] = "tag-of-another-address"
+    assert await check("c4", "10003", "marcus.reyes@example.com") == ""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_order_lookup_counts() -> None:
+    # Every tracker here is one client; each test starts with no failed checks counted.
+    order_lookups.cache_clear()
 
 
 async def test_invalid_order_number_retries_then_offers_a_person() -> None:

@@ -27,6 +27,7 @@ from tandem.conversations.flow import BOT_UNAVAILABLE_TEXT
 from tandem.conversations.models import ConversationEvent, Message
 from tandem.db import make_engine, migrate, session_scope
 from tandem.run import free_port
+from tests.chat_client import Chat, join, start_chat
 
 
 def make_client(tmp_path: Path, rasa_url: str, timeout: float = 1.0) -> TestClient:
@@ -47,10 +48,15 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def conversation_id(client: TestClient) -> str:
-    response = client.post("/api/conversations")
-    assert response.status_code == 201
-    return str(response.json()["id"])
+def chat(client: TestClient) -> Chat:
+    return start_chat(client)
+
+
+@pytest.fixture
+def conversation_id(client: TestClient, chat: Chat) -> str:
+    # Every later call of this client carries the conversation's token.
+    client.headers.update(chat.headers)
+    return chat.id
 
 
 def stored_messages(client: TestClient) -> list[Message]:
@@ -99,6 +105,7 @@ def test_malformed_json_is_422(client: TestClient, conversation_id: str, body: b
 
 
 def test_unknown_conversation_is_404(client: TestClient) -> None:
+    client.headers["X-Conversation-Token"] = "made-up"
     assert client.get("/api/conversations/nope").status_code == 404
     assert client.get("/api/conversations/nope/messages").status_code == 404
     response = client.post("/api/conversations/nope/messages", json={"text": "hello"})
@@ -162,7 +169,9 @@ def test_rasa_timeout_is_a_polite_reply_not_an_error(tmp_path: Path) -> None:
         SlowRasa(delay=3.0) as slow,
         make_client(tmp_path, f"http://127.0.0.1:{slow.port}", timeout=0.5) as client,
     ):
-        conversation_id = client.post("/api/conversations").json()["id"]
+        chat = start_chat(client)
+        client.headers.update(chat.headers)
+        conversation_id = chat.id
         started = time.monotonic()
         response = client.post(
             f"/api/conversations/{conversation_id}/messages", json={"text": "hello?"}
@@ -192,11 +201,13 @@ def test_button_payload_must_be_an_intent(client: TestClient, conversation_id: s
 
 
 def test_websocket_rejects_bad_frames_and_unknown_conversations(
-    client: TestClient, conversation_id: str
+    client: TestClient, chat: Chat
 ) -> None:
     with client.websocket_connect("/ws/chat/unknown") as socket:
+        socket.send_json(chat.auth_frame)
         assert socket.receive_json()["status"] == 404
-    with client.websocket_connect(f"/ws/chat/{conversation_id}") as socket:
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        join(socket, chat)
         socket.send_text("not json")
         assert socket.receive_json() == {
             "type": "error",
@@ -212,8 +223,9 @@ def test_websocket_rejects_bad_frames_and_unknown_conversations(
     assert stored_messages(client) == []
 
 
-def test_websocket_message_is_stored_and_pushed(client: TestClient, conversation_id: str) -> None:
-    with client.websocket_connect(f"/ws/chat/{conversation_id}") as socket:
+def test_websocket_message_is_stored_and_pushed(client: TestClient, chat: Chat) -> None:
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        join(socket, chat)
         socket.send_json({"type": "message", "text": "hello there", "client_message_id": "w1"})
         frames = [socket.receive_json() for _ in range(4)]
     kinds = [f["type"] for f in frames]

@@ -36,6 +36,7 @@ from tandem.db import make_engine, migrate, session_scope
 from tandem.run import free_port, seed_demo_database
 from tandem.scoring import SentimentBatcher
 from tandem.staff import service as staff_service
+from tests.chat_client import WidgetTokens
 
 # Tuesday 24 November 2026, 15:00 in Chicago: the shop is open. Monday: closed all day.
 OPEN = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
@@ -174,6 +175,7 @@ def make_gateway(url: str, clock: datetime = OPEN, **overrides: Any) -> Gateway:
         clock=lambda: now[0],
     )
     client = TestClient(app)
+    client.auth = WidgetTokens()
     return Gateway(app, client, app.state.engine, rasa, analyzer, now)
 
 
@@ -524,7 +526,9 @@ async def test_twenty_concurrent_claims_one_wins(database_url: str) -> None:
     gateway = make_gateway(database_url)
     staff = [staff_login(gateway.engine, f"s{i}@shop.example") for i in range(20)]
     transport = httpx.ASGITransport(app=gateway.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gw", auth=WidgetTokens()
+    ) as client:
         for member in staff:
             response = await client.put(
                 "/api/staff/presence", json={"state": "online"}, headers=member.headers()
@@ -686,6 +690,8 @@ def test_customer_websocket_never_sees_internal_notes(gw: Gateway) -> None:
     gw.say(chat, "talk to a person")
     staff_post(gw, ann, f"/api/staff/conversations/{chat}/claim")
     with gw.client.websocket_connect(f"/ws/chat/{chat}") as socket:
+        socket.send_json(gw.client.auth.auth_frame(chat))  # type: ignore[attr-defined]
+        assert socket.receive_json() == {"type": "ready"}
         staff_post(gw, ann, f"/api/staff/conversations/{chat}/notes", {"text": "SECRET note"})
         staff_post(gw, ann, f"/api/staff/conversations/{chat}/reply", {"text": "Hello!"})
         frame = socket.receive_json()

@@ -28,6 +28,7 @@ from tandem.conversations.models import Conversation, ConversationEvent, Message
 from tandem.db import make_engine, session_scope
 from tandem.run import Service, free_port, gateway_command, settings_env
 from tandem.staff import service as staff_service
+from tests.chat_client import WidgetTokens
 from tests.conftest import LiveStack
 from tests.handoff_fixtures import REDIS_URL, delete_prefix, redis_client
 
@@ -134,7 +135,8 @@ def test_handoff_journey_across_two_gateways(
             session, email=email, password="journey password", display_name="Sam"
         )
 
-    customer = httpx.Client(base_url=a.url, timeout=60)
+    tokens = WidgetTokens()
+    customer = httpx.Client(base_url=a.url, timeout=60, auth=tokens)
     staff = httpx.Client(base_url=b.url, timeout=60)
     login = staff.post("/api/staff/login", json={"email": email, "password": "journey password"})
     assert login.status_code == 200, login.text
@@ -183,6 +185,8 @@ def test_handoff_journey_across_two_gateways(
         assert queue[0]["mood"]["frustration"] > 0
 
         with connect(f"{a.ws_url}/ws/chat/{chat_id}", open_timeout=10) as widget:
+            widget.send(json.dumps(tokens.auth_frame(chat_id)))
+            receive(widget, "ready")
             # 3. Claim on B; the customer on A is told.
             claim = staff.post(f"/api/staff/conversations/{chat_id}/claim", headers=csrf)
             assert claim.status_code == 200, claim.text

@@ -20,6 +20,7 @@ from tandem.business.models import Booking, Order, Product
 from tandem.business.profile import BusinessProfile, load_profile
 from tandem.conversations.models import ConversationEvent, Message
 from tandem.db import make_engine, session_scope
+from tests.chat_client import WidgetTokens
 from tests.conftest import LiveStack
 
 pytestmark = pytest.mark.rasa
@@ -50,7 +51,7 @@ class Chat:
 
 @pytest.fixture(scope="module")
 def client(live_stack: LiveStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_stack.gateway_url, timeout=60) as http:
+    with httpx.Client(base_url=live_stack.gateway_url, timeout=60, auth=WidgetTokens()) as http:
         yield http
 
 
@@ -271,6 +272,8 @@ def test_websocket_conversation(
     chat = Chat(client)
     url = live_stack.gateway_url.replace("http", "ws") + f"/ws/chat/{chat.id}"
     with connect(url, open_timeout=10) as socket:
+        socket.send(json.dumps(client.auth.auth_frame(chat.id)))  # type: ignore[attr-defined]
+        assert json.loads(socket.recv(timeout=10)) == {"type": "ready"}
         socket.send(
             json.dumps(
                 {"type": "message", "text": "where are you located?", "client_message_id": "ws-1"}

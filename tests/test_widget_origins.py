@@ -19,6 +19,7 @@ from bot.origins import CLOSE_FORBIDDEN_ORIGIN
 from tandem.config import Settings
 from tandem.db import migrate
 from tandem.run import free_port
+from tests.chat_client import Chat, join, start_chat
 
 SHOP = "https://shop.example"
 OTHER = "https://evil.example"
@@ -63,15 +64,13 @@ def preflight(client: TestClient, origin: str) -> dict[str, str]:
     }
 
 
-def new_conversation(client: TestClient) -> str:
-    response = client.post("/api/conversations", json={})
-    assert response.status_code == 201
-    return str(response.json()["id"])
+def new_conversation(client: TestClient) -> Chat:
+    return start_chat(client, {})
 
 
-def refusal_code(client: TestClient, conversation_id: str, origin: str) -> int:
+def refusal_code(client: TestClient, chat: Chat, origin: str) -> int:
     """The close code of a chat socket that the gateway refuses before accepting it."""
-    path = f"/ws/chat/{conversation_id}"
+    path = f"/ws/chat/{chat.id}"
     with (
         pytest.raises(WebSocketDisconnect) as refused,
         client.websocket_connect(path, headers={"Origin": origin}),
@@ -99,31 +98,31 @@ def test_preflight_from_another_origin_gets_no_cors_headers(client: TestClient) 
 def test_simple_request_from_an_allowed_origin_is_readable(client: TestClient) -> None:
     response = client.get("/api/business", headers={"Origin": SHOP})
     assert response.headers["access-control-allow-origin"] == SHOP
-    # no cookies cross sites: the conversation id is the widget's only credential
+    # no cookies cross sites: the conversation's id and token are the widget's credential
     assert "access-control-allow-credentials" not in {k.lower() for k in response.headers}
 
 
 def test_chat_socket_from_a_foreign_origin_is_refused(client: TestClient) -> None:
-    conversation_id = new_conversation(client)
-    assert refusal_code(client, conversation_id, OTHER) == CLOSE_FORBIDDEN_ORIGIN == 4403
+    chat = new_conversation(client)
+    assert refusal_code(client, chat, OTHER) == CLOSE_FORBIDDEN_ORIGIN == 4403
 
 
 @pytest.mark.parametrize("origin", [SHOP, "https://www.shop.example", "http://testserver"])
 def test_chat_socket_from_an_allowed_or_same_host_origin_is_accepted(
     client: TestClient, origin: str
 ) -> None:
-    conversation_id = new_conversation(client)
-    with client.websocket_connect(
-        f"/ws/chat/{conversation_id}", headers={"Origin": origin}
-    ) as socket:
+    chat = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat/{chat.id}", headers={"Origin": origin}) as socket:
+        join(socket, chat)
         socket.send_json({"type": "ping"})
         assert socket.receive_json() == {"type": "pong"}
 
 
 def test_chat_socket_without_origin_is_accepted(client: TestClient) -> None:
     # Not a browser (a server-side integration): there is no page to protect.
-    conversation_id = new_conversation(client)
-    with client.websocket_connect(f"/ws/chat/{conversation_id}") as socket:
+    chat = new_conversation(client)
+    with client.websocket_connect(f"/ws/chat/{chat.id}") as socket:
+        join(socket, chat)
         socket.send_json({"type": "ping"})
         assert socket.receive_json() == {"type": "pong"}
 
@@ -132,10 +131,9 @@ def test_star_allows_any_site(open_client: TestClient) -> None:
     headers = preflight(open_client, OTHER)
     assert headers["status"] == "200"
     assert headers["access-control-allow-origin"] in {"*", OTHER}
-    conversation_id = new_conversation(open_client)
-    with open_client.websocket_connect(
-        f"/ws/chat/{conversation_id}", headers={"Origin": OTHER}
-    ) as socket:
+    chat = new_conversation(open_client)
+    with open_client.websocket_connect(f"/ws/chat/{chat.id}", headers={"Origin": OTHER}) as socket:
+        join(socket, chat)
         socket.send_json({"type": "ping"})
         assert socket.receive_json() == {"type": "pong"}
 
@@ -172,3 +170,16 @@ def test_demo_page_is_html_with_a_strict_csp_and_one_widget_tag(client: TestClie
     assert "How to embed" in html
     css = client.get("/static/demo.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_the_conversation_token_header_may_cross_sites(client: TestClient) -> None:
+    response = client.options(
+        "/api/conversations/abc/messages",
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, x-conversation-token",
+        },
+    )
+    assert response.status_code == 200
+    assert "x-conversation-token" in response.headers["access-control-allow-headers"].lower()

@@ -5,7 +5,9 @@ const typing = document.getElementById("typing");
 const errorBox = document.getElementById("error");
 const input = document.getElementById("text");
 const seen = new Set();
-let conversationId = localStorage.getItem("tandem.conversation");
+// The conversation's id and its secret token, kept together (the token is the credential).
+let {id: conversationId, token: conversationToken} =
+  JSON.parse(localStorage.getItem("tandem.chat") || "{}");
 let socket = null;
 
 function render(message) {
@@ -31,7 +33,9 @@ function render(message) {
 }
 
 async function api(path, options) {
-  const response = await fetch(path, Object.assign({headers: {"Content-Type": "application/json"}}, options));
+  const headers = {"Content-Type": "application/json"};
+  if (conversationToken) headers["X-Conversation-Token"] = conversationToken;
+  const response = await fetch(path, Object.assign({headers}, options));
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw Object.assign(new Error(body.detail || response.statusText), {status: response.status});
   return body;
@@ -44,18 +48,23 @@ async function ensureConversation() {
       history.messages.forEach(render);
       return;
     } catch (e) {
-      if (e.status !== 404) throw e;
+      if (e.status !== 404 && e.status !== 401) throw e;
     }
   }
   const created = await api("/api/conversations", {method: "POST", body: "{}"});
   conversationId = created.id;
-  localStorage.setItem("tandem.conversation", conversationId);
+  conversationToken = created.token;
+  localStorage.setItem("tandem.chat", JSON.stringify({id: conversationId, token: conversationToken}));
 }
 
 function connect(attempt = 0) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/chat/${conversationId}`);
-  socket.onopen = () => { attempt = 0; errorBox.textContent = ""; };
+  socket.onopen = () => {
+    socket.send(JSON.stringify({type: "auth", token: conversationToken}));  // never in the URL
+    attempt = 0;
+    errorBox.textContent = "";
+  };
   socket.onmessage = (event) => {
     const frame = JSON.parse(event.data);
     if (frame.type === "message") render(frame.message);

@@ -607,7 +607,9 @@
     var customer = context.customer;
     $("chat-placeholder").hidden = true;
     $("chat").hidden = false;
-    $("chat-title").textContent = customer ? customer.name : "Anonymous customer";
+    // Contact details come only with the conversation (claim it, or be the owner).
+    $("chat-title").textContent = !customer ? "Anonymous customer"
+      : (customer.name || "Customer (details once you have the chat)");
     var mineNow = conversation.state === "with_staff" &&
       (conversation.assigned_staff_id === state.user.id || state.user.role === "owner");
     var status;
@@ -670,7 +672,8 @@
     var profile = T.clear($("context-profile"));
     var customer = context.customer;
     if (customer) {
-      profile.appendChild(el("div", { class: "profile-name" }, customer.name,
+      profile.appendChild(el("div", { class: "profile-name" },
+        customer.name || "Contact details once you have the chat",
         el("span", { class: "tier tier-" + customer.tier }, customer.tier)));
       profile.appendChild(el("dl", { class: "facts" },
         el("dt", {}, "Lifetime value"), el("dd", {}, T.formatMoney(customer.lifetime_value)),
@@ -686,7 +689,7 @@
     }
 
     var orders = T.clear($("context-orders"));
-    var orderRows = customer ? customer.orders : [];
+    var orderRows = (customer && customer.orders) || [];
     if (!orderRows.length) orders.appendChild(el("li", { class: "muted" }, "No orders."));
     orderRows.forEach(function (order) {
       orders.appendChild(el("li", { class: "order" },

@@ -59,7 +59,9 @@
 
   var stored = readStore();
   var state = {
-    conversationId: stored.conversationId || null,
+    // The conversation's secret token travels with its id (header / first socket frame).
+    conversationId: (stored.conversationToken && stored.conversationId) || null,
+    conversationToken: stored.conversationToken || null,
     identity: stored.identity || null, // which signed customer the conversation belongs to
     open: !!stored.open,
     outbox: Array.isArray(stored.outbox) ? stored.outbox : [],
@@ -74,6 +76,7 @@
   // A stored conversation of another (or no) signed customer is not this visitor's.
   if (state.conversationId && (state.identity || "") !== ((IDENTITY && IDENTITY.customer_id) || "")) {
     state.conversationId = null;
+    state.conversationToken = null;
     state.outbox = [];
   }
 
@@ -83,6 +86,7 @@
         STORE_KEY,
         JSON.stringify({
           conversationId: state.conversationId,
+          conversationToken: state.conversationToken,
           identity: state.identity,
           open: state.open,
           outbox: state.outbox,
@@ -495,6 +499,9 @@
   function api(path, options) {
     options = options || {};
     var init = { method: options.method || "GET", headers: {}, credentials: "omit" };
+    if (state.conversationToken && path.indexOf("/api/conversations/") === 0) {
+      init.headers["X-Conversation-Token"] = state.conversationToken;
+    }
     if (options.body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.body);
@@ -844,6 +851,7 @@
       })
       .then(function (conversation) {
         state.conversationId = conversation.id;
+        state.conversationToken = conversation.token;
         state.identity = (IDENTITY && IDENTITY.customer_id) || null;
         state.convState = conversation.state;
         state.csat = conversation.csat;
@@ -854,6 +862,7 @@
 
   function resetConversation() {
     state.conversationId = null;
+    state.conversationToken = null;
     state.lastId = 0;
     byId.clear();
     Array.prototype.forEach.call(logEl.querySelectorAll(".msg:not([data-pending]),.quick,.card"), function (n) {
@@ -882,7 +891,7 @@
           });
         })
         .catch(function (e) {
-          if (e.status === 404) {
+          if (e.status === 404 || e.status === 401) {
             // Deleted or from another install: start afresh without bothering the customer.
             resetConversation();
             return createConversation();
@@ -931,6 +940,8 @@
     socket = ws;
     ws.onopen = function () {
       if (socket !== ws) return;
+      // The first frame proves this visitor holds the conversation (never in the URL).
+      ws.send(JSON.stringify({ type: "auth", token: state.conversationToken }));
       attempt = 0;
       setConnection("open");
       clearInterval(pingTimer);
@@ -954,8 +965,8 @@
       if (socket !== ws) return;
       socket = null;
       clearInterval(pingTimer);
-      if (event.code === 4404) {
-        // The conversation is gone: start a new one quietly.
+      if (event.code === 4404 || event.code === 4401) {
+        // The conversation is gone (or its token is): start a new one quietly.
         resetConversation();
         booting = null;
         ensureConversation().catch(scheduleReconnect);
@@ -1154,7 +1165,7 @@
             retryTimer = setTimeout(flush, 3000 + Math.random() * 2000);
             return;
           }
-          if (error.status === 404 && conversationId === state.conversationId) {
+          if ((error.status === 404 || error.status === 401) && conversationId === state.conversationId) {
             resetConversation();
             booting = null;
             dropSocket();

@@ -358,7 +358,9 @@ class ChatFlows:
                     conversation.id,
                     conversation.customer_id,
                     bool(conversation.customer_verified),
-                ),
+                )
+                # A keyed hash of the client's address: order checks are limited per client.
+                | {"client": conversation.client_tag},
                 assigned_staff_id=conversation.assigned_staff_id,
                 effects=effects,
             )

@@ -29,6 +29,11 @@ class Conversation(Base):
     customer_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_via: Mapped[str | None] = mapped_column(String(30))
     assigned_staff_id: Mapped[int | None] = mapped_column(Integer)
+    # sha256 of the customer's capability token (see service.issue_token); never the token.
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    # A keyed hash of the client address that started it (not the address): the action
+    # server counts failed order checks per client across conversations with it.
+    client_tag: Mapped[str | None] = mapped_column(String(24))
     mood: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # A handoff.state.HandoffState, read and written only through
     # conversations.service.load_handoff / save_handoff (see docs/ASSISTANT.md).

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+import hashlib
+import hmac
+import secrets
 from typing import Any
 
 from sqlalchemy import select
@@ -68,6 +71,32 @@ def get_conversation(session: Session, conversation_id: str, *, lock: bool = Fal
         query = query.with_for_update()
     conversation = session.scalars(query).one_or_none()
     if conversation is None:
+        raise ConversationNotFound(conversation_id)
+    return conversation
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def issue_token(conversation: Conversation) -> str:
+    """A new capability token for the customer's side; only its hash is kept."""
+    token = secrets.token_urlsafe(32)
+    conversation.token_hash = _token_hash(token)
+    return token
+
+
+def get_with_token(session: Session, conversation_id: str, token: str) -> Conversation:
+    """The conversation if `token` is its token; ConversationNotFound otherwise.
+
+    A wrong token and an unknown id look the same, so neither reveals the other.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    if (
+        conversation is None
+        or conversation.token_hash is None
+        or not hmac.compare_digest(conversation.token_hash, _token_hash(token))
+    ):
         raise ConversationNotFound(conversation_id)
     return conversation
 

@@ -59,6 +59,17 @@ def conversation_id_of(page: Page) -> str:
     return str(found[0])
 
 
+def conversation_token_of(page: Page) -> str:
+    """The conversation's token, kept beside its id."""
+    found = page.evaluate(
+        """() => Object.keys(localStorage).filter(k => k.startsWith('tandem'))
+              .map(k => { try { return JSON.parse(localStorage.getItem(k)); } catch (e) {} })
+              .map(v => v && v.conversationToken).filter(Boolean)"""
+    )
+    assert found, "the widget stored no conversation token"
+    return str(found[0])
+
+
 def wait_for_sentiment_model(base: str) -> None:
     """Turns do not wait for a loading model; the journey escalates on sentiment."""
     deadline = time.monotonic() + 120
@@ -161,7 +172,10 @@ def test_customer_staff_and_owner_journey(
     expect(customer.get_by_test_id("tandem-csat")).to_be_visible(timeout=SLOW)
     customer.get_by_test_id("tandem-csat-5").click()
     expect(customer.get_by_test_id("tandem-csat-thanks")).to_be_visible(timeout=SLOW)
-    stored = owner_api.get(f"/api/conversations/{conversation_id}").json()
+    stored = owner_api.get(
+        f"/api/conversations/{conversation_id}",
+        headers={"X-Conversation-Token": conversation_token_of(customer)},
+    ).json()
     assert stored["state"] == "closed"
 
     # 7. The owner: the conversation in the log with its scores, the charts moved, CSV.

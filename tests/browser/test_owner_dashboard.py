@@ -21,6 +21,7 @@ from bot.auth import SESSION_COOKIE
 from tandem.db import make_engine, session_scope
 from tandem.staff import service as staff_service
 from tests.browser.conftest import DESKTOP, PHONE, Account, save_screenshot
+from tests.chat_client import WidgetTokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.rasa]
 
@@ -80,7 +81,7 @@ def _owner_api(live_stack: Any, owner: Account) -> tuple[httpx.Client, dict[str,
 def story(live_stack: Any, owner_account: Account) -> Iterator[Story]:
     gateway = live_stack.gateway_url
     token = f"quokka{uuid.uuid4().hex[:8]}"
-    customer = httpx.Client(base_url=gateway, timeout=60)
+    customer = httpx.Client(base_url=gateway, timeout=60, auth=WidgetTokens())
     escalated = _customer_says(
         customer,
         [
@@ -149,7 +150,7 @@ def test_login_and_reports_move_with_new_data(
 
     # New data: a bot conversation, and one handed off, closed and rated 5.
     gateway = live_stack.gateway_url
-    with httpx.Client(base_url=gateway, timeout=60) as customer:
+    with httpx.Client(base_url=gateway, timeout=60, auth=WidgetTokens()) as customer:
         _customer_says(customer, ["what are your opening hours?"])
         handed = _customer_says(customer, ["I want to speak to a person please"])
         staff, csrf = _owner_api(live_stack, owner_account)

@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 
 from handoff.identity import sign_identity
 from tests.browser.conftest import DESKTOP, PHONE, Account, make_account, save_screenshot
+from tests.chat_client import WidgetTokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.rasa]
 
@@ -141,7 +142,7 @@ def test_two_staff_share_the_queue_and_one_handles_the_chat(
     before = [waiting_count(page) for page in pages]
 
     # A known customer (signed identity) writes HTML, then asks for a person.
-    customer = httpx.Client(base_url=base, timeout=60)
+    customer = httpx.Client(base_url=base, timeout=60, auth=WidgetTokens())
     expires = int(time.time()) + 600
     secret = live_stack.settings.identity_secret
     started = customer.post(
@@ -294,7 +295,7 @@ def test_a_lost_claim_race_is_explained(browser: Any, live_stack: Any) -> None:
     page = context.new_page()
     open_console(page)
 
-    customer = httpx.Client(base_url=base, timeout=60)
+    customer = httpx.Client(base_url=base, timeout=60, auth=WidgetTokens())
     conversation_id = customer.post("/api/conversations", json={}).json()["id"]
     customer.post(
         f"/api/conversations/{conversation_id}/messages",

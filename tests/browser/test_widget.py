@@ -68,9 +68,23 @@ class Shop:
         assert stored.get("conversationId"), stored
         return str(stored["conversationId"])
 
+    def conversation_token(self) -> str:
+        """The widget keeps the conversation's token beside its id."""
+        stored = self.page.evaluate(
+            "() => JSON.parse(localStorage.getItem('tandem-widget:' + location.origin) || '{}')"
+        )
+        assert stored.get("conversationToken"), stored
+        return str(stored["conversationToken"])
+
+    @property
+    def token_header(self) -> dict[str, str]:
+        return {"X-Conversation-Token": self.conversation_token()}
+
     def server_messages(self) -> list[dict[str, Any]]:
         response = httpx.get(
-            f"{self.gateway}/api/conversations/{self.conversation_id()}/messages", timeout=30
+            f"{self.gateway}/api/conversations/{self.conversation_id()}/messages",
+            headers=self.token_header,
+            timeout=30,
         )
         response.raise_for_status()
         return list(response.json()["messages"])
@@ -234,7 +248,10 @@ def test_handoff_to_a_person_and_rating(
     csat.locator("textarea").fill("Quick and friendly")
     shop.testid("tandem-csat-4").click()
     expect(shop.testid("tandem-csat-thanks")).to_be_visible()
-    rated = httpx.get(f"{live_stack.gateway_url}/api/conversations/{conversation_id}").json()
+    rated = httpx.get(
+        f"{live_stack.gateway_url}/api/conversations/{conversation_id}",
+        headers=shop.token_header,
+    ).json()
     assert rated["csat"] == 4 and rated["state"] == "closed"
     assert shop.dialogs == []
 
@@ -366,7 +383,9 @@ class ScriptedGateway:
                 }
             )
         elif path == "/api/conversations" and request.method == "POST":
-            route.fulfill(status=201, json={"id": "c-1", "state": "bot", "csat": None})
+            route.fulfill(
+                status=201, json={"id": "c-1", "token": "t-1", "state": "bot", "csat": None}
+            )
         elif path == "/api/conversations/c-1":
             route.fulfill(json={"id": "c-1", "state": "bot", "csat": None})
         elif path == "/api/conversations/c-1/messages" and request.method == "GET":
