@@ -18,8 +18,8 @@ from actions.common import (
     identity_note,
     person_buttons,
     profile,
-    retry_tag,
     reset_slots,
+    retry_tag,
     text_of,
     verified_customer_id,
 )

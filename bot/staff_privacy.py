@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from bot.auth import CurrentStaff
-from tandem.desk import NotHolder
 from tandem.conversations import service
 from tandem.db import session_scope
+from tandem.desk import NotHolder
 from tandem.privacy.masking import MaskingModelMissing, mask_many, mask_patterns
 from tandem.staff import access
 

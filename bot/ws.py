@@ -32,7 +32,6 @@ from bot.schemas import AuthFrame, MessageFrame, MessageRejected, checked_text, 
 from tandem.abuse.service import RateLimited
 from tandem.bus import conversation_topic
 from tandem.conversations.flow import ChatFlows
-from tandem.conversations.service import ConversationNotFound
 
 router = APIRouter()
 

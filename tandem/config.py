@@ -130,30 +130,8 @@ class Settings(BaseSettings):
     limit_ws_frames_per_minute: int = Field(default=120, ge=1)  # per chat WebSocket
     # Failed order checks (number + e-mail) per client address, across its conversations.
     limit_order_lookups_per_hour: int = Field(default=10, ge=1)
-    # Reverse proxies whose X-Forwarded-For is believed (IPs or networks, comma-separated);
-    # from anyone else the header is ignored, so a client cannot pick its own address.
-    trusted_proxies: str = ""
     # The staff WebSocket re-checks its session this often (deactivation, logout, reset).
     staff_ws_recheck_seconds: float = Field(default=30.0, gt=0)
-
-    @property
-    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
-        parts = (p.strip() for p in self.trusted_proxies.split(","))
-        return [ip_network(p, strict=False) for p in parts if p]
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies_parse(cls, value: str) -> str:
-        for part in (p.strip() for p in value.split(",")):
-            if not part:
-                continue
-            try:
-                ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"TRUSTED_PROXIES: {part!r} is not an IP address or network"
-                ) from None
-        return value
 
     @property
     def allowed_origins(self) -> list[str]:

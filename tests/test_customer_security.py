@@ -126,9 +126,10 @@ def test_logs_carry_a_tag_instead_of_the_conversation_id(chat: Chat) -> None:
 def test_the_gateway_logger_is_redacted(
     client: TestClient, chat: Chat, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.flows"):
+    with caplog.at_level(logging.WARNING, logger="tandem.conversations.flow"):
         client.post(chat.url + "/messages", json={"text": "hi"}, headers=chat.headers)
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "bot.flows")
+    flow = "tandem.conversations.flow"
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == flow)
     assert tag(chat.id) in logged and chat.id not in logged
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
