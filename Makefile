@@ -15,7 +15,7 @@ test: setup
 # model (tests get those marks automatically, see tests/conftest.py).
 test-fast: setup
 	@.venv/bin/ruff check .
-	@.venv/bin/python -m pytest -q -m "not rasa and not postgres and not redis and not browser and not model" $(ARGS)
+	@.venv/bin/python -m pytest -q -m "not rasa and not postgres and not redis and not browser and not model and not fuzz" $(ARGS)
 
 lint: setup
 	@.venv/bin/ruff check .

@@ -165,7 +165,7 @@ _FIXTURE_MARKS = {
     "model_path": "model",
 }
 _PARAM_MARKS = {"postgresql": "postgres", "redis": "redis"}
-FAST_LANE = "not rasa and not postgres and not redis and not browser and not model"
+FAST_LANE = "not rasa and not postgres and not redis and not browser and not model and not fuzz"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

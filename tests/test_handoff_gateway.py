@@ -1139,6 +1139,8 @@ def test_every_path_to_the_bot_publishes_typing_and_the_unavailable_reply(gw: Ga
     gw.say(chat, "jane@example.com")
     assert gw.state(chat) == "offline_ticket"
     with gw.client.websocket_connect(f"/ws/chat/{chat}") as socket:
+        socket.send_json(gw.client.auth.auth_frame(chat))  # type: ignore[attr-defined]
+        assert socket.receive_json() == {"type": "ready"}
         reply = gw.say(chat, "rasa down: where is my parcel?")
         frames = [socket.receive_json() for _ in range(4)]
     assert [f["type"] for f in frames] == ["message", "typing", "typing", "message"]

@@ -222,7 +222,7 @@ def test_live_messages_of_queued_conversations_are_masked_for_members(client: Te
                 "assigned_staff_id": assigned,
                 "message": {"id": 1, "sender": "customer", "text": text},
             }
-            client.portal.call(desk.to_staff, event)  # type: ignore[union-attr]
+            client.portal.call(desk.publisher.to_staff, event)  # type: ignore[union-attr]
         queued, held = member.receive_json(), member.receive_json()
         assert "olivia.bennett@example.com" not in queued["message"]["text"]
         assert "[EMAIL]" in queued["message"]["text"]
