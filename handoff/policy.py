@@ -244,7 +244,7 @@ def _default_needs() -> dict[str, Need]:
                      "trade account"],
         ),
         "order_change": Need(
-            reason="a change to an order only staff can make",
+            reason="change order (only staff can)",
             intents=["change_order"],
         ),
         "payment_dispute": Need(
@@ -302,7 +302,8 @@ class StuckTrigger(_Strict):
     """
 
     enabled: bool = True
-    bot_repeats: int = Field(2, ge=1, description="bot re-asks or failures in a row")
+    # The forms offer a person themselves at the second failure (offer, then escalate).
+    bot_repeats: int = Field(3, ge=1, description="bot re-asks or failures in a row")
     similarity: int = Field(80, ge=50, le=100, description="how alike counts as the same (0-100)")
     # A bot reply saying an answer did not work (a form slot failing): generic English.
     failure_phrases: list[str] = Field(

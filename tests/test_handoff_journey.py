@@ -181,8 +181,9 @@ def test_handoff_journey_across_two_gateways(
         announced = receive(desk, "escalation")
         assert announced["conversation_id"] == chat_id and announced["reasons"] == reasons
         queue = staff.get("/api/staff/queue").json()["queue"]
-        assert [e["conversation_id"] for e in queue] == [chat_id]
-        assert queue[0]["mood"]["frustration"] > 0
+        # Other tests of the session may have left conversations queued in this database.
+        [entry] = [e for e in queue if e["conversation_id"] == chat_id]
+        assert entry["mood"]["frustration"] > 0
 
         with connect(f"{a.ws_url}/ws/chat/{chat_id}", open_timeout=10) as widget:
             widget.send(json.dumps(tokens.auth_frame(chat_id)))

@@ -408,7 +408,8 @@ def test_shouting_churn_and_pings() -> None:
     assert leaving.triggers == ["churn"]
     assert evaluate(signals(pings=2), DEFAULTS).reasons[0].code == "waiting"
     assert not evaluate(signals(pings=1), DEFAULTS).escalate
-    assert evaluate(signals(bot_repeats=2), DEFAULTS).reasons[0].code == "stuck"
+    assert evaluate(signals(bot_repeats=3), DEFAULTS).reasons[0].code == "stuck"
+    assert not evaluate(signals(bot_repeats=2), DEFAULTS).escalate
 
 
 def test_every_threshold_is_editable_on_the_owner_page() -> None:

@@ -110,7 +110,7 @@ def test_handoff_state_round_trips_and_ignores_unknown_keys() -> None:
     assert HandoffState().to_stored() is None
 
 
-def test_stuck_in_a_form_the_bot_failing_twice_hands_over() -> None:
+def test_stuck_in_a_form_the_bot_failing_again_and_again_hands_over() -> None:
     outcomes = run(
         [
             TurnFacts("where is my order", "order_status", 0.9,
@@ -119,11 +119,14 @@ def test_stuck_in_a_form_the_bot_failing_twice_hands_over() -> None:
                       bot_texts=["I couldn't find an order with that number."]),
             TurnFacts("48213", "inform", 0.8,
                       bot_texts=["I couldn't find an order with that number."]),
+            TurnFacts("it's on my receipt!", "inform", 0.8,
+                      bot_texts=["I couldn't find an order with that number."]),
         ]
     )  # fmt: skip
-    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2]
-    assert [o.decision.escalate for o in outcomes] == [False, False, True]
-    assert outcomes[2].decision.reasons[0].code == "stuck"
+    # The form offers a person at the second failure; going round once more escalates.
+    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2, 3]
+    assert [o.decision.escalate for o in outcomes] == [False, False, False, True]
+    assert outcomes[3].decision.reasons[0].code == "stuck"
 
 
 def test_hello_anyone_there_twice_hands_over() -> None:

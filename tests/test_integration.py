@@ -253,7 +253,9 @@ def test_request_for_a_person_hands_off_and_silences_the_bot(client: httpx.Clien
             "asked for a person",
         )
     held = chat.send("hello? anyone there?")
-    assert held["replies"] == []
+    # The bot is silent; the customer is told once that what they type is kept.
+    assert [r["kind"] for r in held["replies"]] == ["queued_ack"]
+    assert chat.send("still there?")["replies"] == []
     assert held["message"]["status"] == "held"
 
 

@@ -102,6 +102,6 @@ def test_chat_page_script_runs_under_the_csp(browser: Any, gateway: str) -> None
         arg=business["name"],
         timeout=20_000,
     )
-    assert page.evaluate("localStorage.getItem('tandem.conversation')")
+    assert page.evaluate("localStorage.getItem('tandem.chat')")
     assert outside == [] and complaints == []
     page.context.close()

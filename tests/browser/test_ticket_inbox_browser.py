@@ -26,7 +26,12 @@ from tandem.conversations.models import Ticket
 from tandem.db import make_engine, session_scope
 from tandem.staff import service as staff_service
 from tests.browser.conftest import DESKTOP, Account, login_context, save_screenshot
-from tests.browser.test_journey import conversation_id_of, messages_from, widget_send
+from tests.browser.test_journey import (
+    conversation_id_of,
+    conversation_token_of,
+    messages_from,
+    widget_send,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.rasa]
 
@@ -102,12 +107,14 @@ def wait_for_ticket(database_url: str, conversation_id: str, field: str) -> Tick
         time.sleep(0.3)
 
 
-def wait_answered(base: str, conversation_id: str) -> None:
+def wait_answered(base: str, conversation_id: str, token: str) -> None:
     """Until the bot (or the form) has answered the customer's last message."""
     deadline = time.monotonic() + SLOW / 1000
     while True:
         messages = httpx.get(
-            f"{base}/api/conversations/{conversation_id}/messages", timeout=30
+            f"{base}/api/conversations/{conversation_id}/messages",
+            headers={"X-Conversation-Token": token},
+            timeout=30,
         ).json()["messages"]
         last = max((m["id"] for m in messages if m["sender"] == "customer"), default=0)
         if any(m["id"] > last and m["sender"] in ("bot", "system") for m in messages):
@@ -145,15 +152,16 @@ def test_an_offline_request_is_answered_by_e_mail_and_closed_from_the_inbox(
         widget_send(customer, QUESTION)
         expect(messages_from(customer, "customer").last).to_contain_text("torn sleeve")
         conversation_id = conversation_id_of(customer)
-        wait_answered(base, conversation_id)
+        token = conversation_token_of(customer)
+        wait_answered(base, conversation_id, token)
         # A complaint may escalate by itself; otherwise the customer asks for a person.
         if ticket_of(live_stack.database_url, conversation_id) is None:
             customer.get_by_test_id("tandem-human").click()
             wait_for_ticket(live_stack.database_url, conversation_id, "id")
-            wait_answered(base, conversation_id)
+            wait_answered(base, conversation_id, token)
         widget_send(customer, "Ines Moreau")
         wait_for_ticket(live_stack.database_url, conversation_id, "name")
-        wait_answered(base, conversation_id)
+        wait_answered(base, conversation_id, token)
         widget_send(customer, CUSTOMER_EMAIL)
         ticket = wait_for_ticket(live_stack.database_url, conversation_id, "email")
         expect(messages_from(customer, "bot").last).to_contain_text(f"#{ticket.id}", timeout=SLOW)
