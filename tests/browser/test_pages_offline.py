@@ -102,6 +102,7 @@ def test_chat_page_script_runs_under_the_csp(browser: Any, gateway: str) -> None
         arg=business["name"],
         timeout=20_000,
     )
-    assert page.evaluate("localStorage.getItem('tandem.chat')")
+    # It started a conversation and keeps its id and token (the page's own store).
+    page.wait_for_function("() => localStorage.getItem('tandem.chat')", timeout=20_000)
     assert outside == [] and complaints == []
     page.context.close()
