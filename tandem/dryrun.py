@@ -37,10 +37,9 @@ from handoff.replay import (
 )
 from tandem.business.models import Customer, Order
 from tandem.config import get_settings
+from tandem.conversations.facts import OPEN_ORDER_STATES
 from tandem.conversations.models import Conversation, Message
 from tandem.db import make_engine, session_scope
-
-OPEN_ORDER_STATUSES = ("pending", "processing", "shipped", "out_for_delivery")
 
 
 def load_stored_conversation(database_url: str, conversation_id: str) -> Scenario:
@@ -81,7 +80,8 @@ def _stored_customer(session: Session, conversation: Conversation) -> CustomerPr
         return None
     open_order = session.scalar(
         select(func.max(Order.total)).where(
-            Order.customer_id == customer.id, Order.status.in_(OPEN_ORDER_STATUSES)
+            Order.customer_id == customer.id,
+            Order.status.in_([s.value for s in OPEN_ORDER_STATES]),
         )
     )
     return CustomerProfile(

@@ -292,18 +292,16 @@ class ChatFlows:
         finally:
             await self.publisher.to_customer(conversation_id, typing | {"on": False})
         scores = await self._settle_score(conversation_id, incoming.message_id, scoring)
-        effects, decision = await run_in_threadpool(
+        effects, decision, conversation = await run_in_threadpool(
             self._store_turn, conversation_id, incoming.message_id, answer, scores
         )
         await self.publisher.publish(effects)
         replies = list(effects.said)
-        if decision is not None and decision.escalate:
+        if decision.escalate:
             replies += await self.desk.escalate(conversation_id, decision, actor="policy")
-        return TurnResult(
-            message=incoming.message,
-            replies=replies,
-            conversation=await self.conversation(conversation_id),
-        )
+            # Only a handoff changed the state since the turn was stored: read it again.
+            conversation = await self.conversation(conversation_id)
+        return TurnResult(message=incoming.message, replies=replies, conversation=conversation)
 
     async def _score_without_assistant(
         self, conversation_id: str, text: str, incoming: _Incoming
@@ -371,8 +369,9 @@ class ChatFlows:
         message_id: int,
         answer: AssistantTurn | None,
         scores: SentimentScores | None,
-    ) -> tuple[Effects, Decision | None]:
-        """Store the assistant's replies (or the apology when it did not answer) and decide."""
+    ) -> tuple[Effects, Decision, dict[str, Any]]:
+        """Store the assistant's replies (or the apology when it did not answer) and decide;
+        also returns the conversation's view, so a calm turn needs no second read."""
         with session_scope(self.engine) as session:
             conversation = service.get_conversation(session, conversation_id, lock=True)
             customer_message = session.get_one(Message, message_id)
@@ -418,7 +417,7 @@ class ChatFlows:
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
             )
-            return effects, decision
+            return effects, decision, conversation_view(conversation)
 
     def _store_bot_message(
         self, session: Session, conversation: Conversation, bot_message: dict[str, Any]
