@@ -270,6 +270,8 @@ def _rel(p: Path) -> str:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    # config.yml names nlu.dense_featurizer.DenseFeaturizer, imported from the project.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env.setdefault("PYTHONWARNINGS", "ignore")

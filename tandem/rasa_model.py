@@ -7,9 +7,18 @@ import os
 import subprocess
 from pathlib import Path
 
+from nlu.encoder import EncoderExportError, ensure_encoder
 from tandem.config import PROJECT_ROOT
 
-RASA_FILES = ("domain.yml", "config.yml", "data/nlu.yml", "data/rules.yml", "data/stories.yml")
+RASA_FILES = (
+    "domain.yml",
+    "config.yml",
+    "data/nlu.yml",
+    "data/rules.yml",
+    "data/stories.yml",
+    # the custom featurizer named in config.yml: its code changes the features
+    "nlu/dense_featurizer.py",
+)
 MODELS_DIR = PROJECT_ROOT / "models"
 
 
@@ -48,6 +57,12 @@ def model_path(root: Path = PROJECT_ROOT) -> Path:
 
 def ensure_model(root: Path = PROJECT_ROOT, *, quiet: bool = False) -> Path:
     """Train only when domain, config or data changed since the cached model."""
+    # The featurizer reads the exported encoder both in training and when Rasa loads the
+    # model, so it is made (or checked, a millisecond when current) every time.
+    try:
+        ensure_encoder()
+    except EncoderExportError as exc:
+        raise RasaSetupError(str(exc)) from exc
     target = model_path(root)
     if target.exists():
         return target

@@ -163,6 +163,7 @@ _FIXTURE_MARKS = {
     "redis_client": "redis",
     "redis_prefix": "redis",
     "model_path": "model",
+    "exported_encoder": "model",
 }
 _PARAM_MARKS = {"postgresql": "postgres", "redis": "redis"}
 FAST_LANE = "not rasa and not postgres and not redis and not browser and not model and not fuzz"
