@@ -34,6 +34,24 @@ _PHONE_WORDS = re.compile(
 )
 # an afternoon guess for bare small hours: nobody books a styling session at 3 AM
 LATEST_BARE_PM_HOUR = 7
+# "saturday afternoon": the words people use for a part of the day, and its local hours
+PARTS_OF_DAY: tuple[tuple[str, str, time, time], ...] = (
+    (r"\b(lunch ?time|lunch|midday break)\b", "at lunchtime", time(11, 30), time(14, 0)),
+    (r"\b(morning|before noon)\b", "in the morning", time(0, 0), time(12, 0)),
+    (r"\b(afternoon|after lunch|arvo)\b", "in the afternoon", time(12, 0), time(17, 0)),
+    (r"\b(evening|tonight|after work|night)\b", "in the evening", time(17, 0), time(23, 59)),
+)
+# at most this many times are read out one by one; more become "from … to …"
+LISTED_TIMES = 5
+
+
+def part_of_day(text: str) -> tuple[str, time, time] | None:
+    """'saturday afternoon' -> ('in the afternoon', 12:00, 17:00); None if no part is named."""
+    lowered = text.lower()
+    for pattern, label, start, end in PARTS_OF_DAY:
+        if re.search(pattern, lowered):
+            return label, start, end
+    return None
 
 
 def parse_time(text: str) -> time | None:
@@ -118,7 +136,7 @@ class BookingSlotsValidation(TandemFormValidation):
                     dispatcher.utter_message(text=refusal.message)
                     result["appointment_time"] = None
                     return result
-            self._tell_free_times(service, day, tracker, dispatcher)
+            self._tell_free_times(service, day, tracker, dispatcher, part_of_day(text))
             return result
 
     def _tell_free_times(
@@ -127,9 +145,35 @@ class BookingSlotsValidation(TandemFormValidation):
         day: date,
         tracker: Tracker,
         dispatcher: CollectingDispatcher,
+        part: tuple[str, time, time] | None = None,
     ) -> None:
         p = service.profile
         slots = service.free_slots(day, self._exclude_ref(tracker))
+        if slots and part is not None:
+            label, start, end = part
+            local = [s.astimezone(p.tz).time() for s in slots]
+            within = [t for t in local if start <= t < end]
+            day_label = p.format_date(day, service.today())
+            if not within:
+                dispatcher.utter_message(
+                    text=p.say(
+                        "booking_part_full",
+                        day=day_label,
+                        part=label,
+                        first=p.format_time(local[0]),
+                        last=p.format_time(local[-1]),
+                    )
+                )
+                return
+            times = (
+                p.join(p.format_time(t) for t in within)
+                if len(within) <= LISTED_TIMES
+                else f"{p.format_time(within[0])} to {p.format_time(within[-1])}"
+            )
+            dispatcher.utter_message(
+                text=p.say("booking_free_times_part", day=day_label, part=label, times=times)
+            )
+            return
         if slots:
             dispatcher.utter_message(
                 text=p.say(
@@ -144,12 +188,23 @@ class BookingSlotsValidation(TandemFormValidation):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         p = profile()
-        said = parse_time(text_of(value))
+        text = text_of(value)
+        said = parse_time(text)
+        day_text = tracker.get_slot("appointment_date")
+        part = part_of_day(text)
+        if said is None and part is not None and day_text and self.is_requested(
+            tracker, "appointment_time"
+        ):
+            # "in the afternoon" is an answer, just not a time yet: narrow it, not a retry
+            with business_service() as service:
+                self._tell_free_times(
+                    service, date.fromisoformat(str(day_text)), tracker, dispatcher, part
+                )
+            return {"appointment_time": None}
         if said is None:
             return self.retry(
                 dispatcher, tracker, p.say("booking_time_unparsed"), "appointment_time"
             )
-        day_text = tracker.get_slot("appointment_date")
         if not day_text:
             return {"appointment_time": said.strftime("%H:%M")}  # checked once a day is chosen
         with business_service() as service:

@@ -18,6 +18,7 @@ from actions.bookings import (
     ValidateCancelBookingForm,
     ValidateRescheduleForm,
     parse_time,
+    part_of_day,
 )
 from actions.handoff import ActionComplaint, ActionRequestHuman
 from actions.help import (
@@ -496,6 +497,45 @@ def test_parse_time() -> None:
     assert str(parse_time("2.30 p.m.")) == "14:30:00"
     assert str(parse_time("noon")) == "12:00:00"
     assert parse_time("dec 24") is None and parse_time("12/24") is None
+
+
+def test_part_of_day_words() -> None:
+    assert part_of_day("saturday afternoon")[0] == "in the afternoon"
+    assert part_of_day("tomorrow morning please")[0] == "in the morning"
+    assert part_of_day("tonight")[0] == "in the evening"
+    assert part_of_day("friday at 3") is None
+
+
+async def test_a_part_of_the_day_narrows_the_free_times(business_engine: Engine) -> None:
+    validator = ValidateBookingForm()
+    messages, slots = await run(
+        validator,
+        make_tracker(
+            "friday afternoon",
+            candidates={"appointment_date": "friday afternoon"},
+            form="booking_form",
+            requested="appointment_date",
+        ),
+    )
+    assert slots["appointment_date"] == "2026-11-20" and slots.get("appointment_time") is None
+    # BK-2043 takes one of two stylists at 2 PM, so 2 PM is still free; 12 to 4:30 PM
+    assert texts(messages) == (
+        "On Friday, November 20 in the afternoon I have 12 PM to 4:30 PM free. "
+        "Which time would you like?"
+    )
+    messages, slots = await run(
+        validator,
+        make_tracker(
+            "in the evening",
+            slots={"appointment_date": "2026-11-20"},
+            candidates={"appointment_time": "in the evening"},
+            form="booking_form",
+            requested="appointment_time",
+        ),
+    )
+    assert slots["appointment_time"] is None
+    assert texts(messages).startswith("On Friday, November 20 in the evening I have ")
+    assert "didn't catch" not in texts(messages)
 
 
 async def test_booking_form_and_action(business_engine: Engine) -> None:

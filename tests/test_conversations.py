@@ -9,9 +9,10 @@ the issue, context between turns, and natural dates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import httpx
 import pytest
@@ -344,6 +345,24 @@ def test_natural_dates_are_taken_in_the_booking_form(
     today = profile.local_now().date()
     tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
     assert tuesday.strftime("%B") in reply or "name" in reply.lower()
+
+
+def test_a_part_of_the_day_narrows_the_free_times(
+    client: httpx.Client, profile: BusinessProfile
+) -> None:
+    chat = Chat(client)
+    chat.say(FORMS["booking_form"][0])
+    reply = chat.say("tuesday afternoon")
+    assert "in the afternoon" in reply, reply
+    if "fully booked" not in reply:
+        said = [
+            datetime.strptime(f"{hour}:{minute or '00'} {half}", "%I:%M %p").time()
+            for hour, minute, half in re.findall(r"\b(\d{1,2})(?::(\d{2}))? ([AP]M)\b", reply)
+        ]
+        assert said and all(time(12, 0) <= t < time(17, 0) for t in said), reply
+    # at the time question, "in the morning" narrows again instead of "I didn't catch a time"
+    reply = chat.say("actually in the morning")
+    assert "didn't catch a time" not in reply and "in the morning" in reply, reply
 
 
 def test_name_and_phone_in_one_message_are_both_taken(

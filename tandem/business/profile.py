@@ -296,6 +296,11 @@ DEFAULT_MESSAGES: dict[str, str] = {
         "Sorry, {day} is fully booked. The next day with free times is {next_day}."
     ),
     "booking_free_times": "On {day} I have free times from {first} to {last}.",
+    "booking_free_times_part": "On {day} {part} I have {times} free. Which time would you like?",
+    "booking_part_full": (
+        "{day} {part} is fully booked, sorry. That day I have free times from {first} to "
+        "{last}."
+    ),
     "booking_time_unparsed": 'I didn\'t catch a time. Try something like "2pm" or "14:30".',
     "booking_time_outside_hours": (
         "On {day} we're open {opens} to {closes}, so the last {appointment_name} starts "
