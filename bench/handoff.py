@@ -72,6 +72,21 @@ class PolicyFigures:
         actual = self.true_pos + self.false_neg
         return self.true_pos / actual if actual else 1.0
 
+    def count(self, name: str, expected: int | None, got: int | None, why: str = "") -> None:
+        """One scenario: labelled turn `expected`, first escalating turn `got` (None = never)."""
+        self.scenarios += 1
+        if expected is not None and got is not None:
+            self.true_pos += 1
+            self.on_time += got == expected
+            self.early += got < expected
+            self.late += got > expected
+        elif got is not None:
+            self.false_pos += 1
+        elif expected is not None:
+            self.false_neg += 1
+        if got != expected:
+            self.misses.append(f"{name} (expected {expected}, got {got}){why}")
+
 
 def measure_policy(use_analyzer: bool, path: Path) -> tuple[PolicyFigures, str]:
     settings = load_policy(get_settings().handoff_file)
@@ -81,19 +96,7 @@ def measure_policy(use_analyzer: bool, path: Path) -> tuple[PolicyFigures, str]:
         got = replay_scenario(
             scenario, settings, tools=tools, prefer_given_scores=not use_analyzer
         ).first_escalation
-        expected = scenario.escalate_at
-        figures.scenarios += 1
-        if expected is not None and got is not None:
-            figures.true_pos += 1
-            figures.on_time += got == expected
-            figures.early += got < expected
-            figures.late += got > expected
-        elif got is not None:
-            figures.false_pos += 1
-        elif expected is not None:
-            figures.false_neg += 1
-        if got != expected:
-            figures.misses.append(f"{scenario.name} (expected {expected}, got {got})")
+        figures.count(scenario.name, scenario.escalate_at, got)
     source = "Analyzer scores" if use_analyzer and tools.score_texts else "hand-given scores"
     if use_analyzer and not tools.score_texts:
         source += " (Analyzer unavailable)"
