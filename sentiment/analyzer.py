@@ -13,6 +13,12 @@ Settings (environment variables, read when the Analyzer is created):
                            batch can differ by a few hundredths from scoring it alone; ``0``
                            keeps float32 (batch-independent, slower).
 - ``SENTIMENT_MAX_LENGTH`` tokens per message (default 128).
+- ``SENTIMENT_CANONICAL``  ``1`` (default): test-time augmentation. Each message is scored
+                           as written and in a canonical form (lower case, punctuation
+                           dropped except emoticons, obvious one-letter typos mended; see
+                           :func:`canonical`), and the two probability vectors are
+                           averaged, so how a customer types moves the verdict less.
+                           ``0`` scores the text as written only.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +84,43 @@ _URL = re.compile(r"(?i)https?://\S+|www\.\S+")  # "HTTP://..." in a shouted mes
 
 def preprocess(text: str) -> str:
     return _URL.sub("http", _MENTION.sub("@user", text)).strip()
+
+
+# --------------------------------------------------------------------------- canonical form
+
+# Emoticons carry sentiment although they are made of punctuation: the canonical form keeps
+# them (as their own tokens). Emoji are symbols, not punctuation, and stay anyway.
+_EMOTICON = re.compile(
+    r"[:;=][-'^]?[()\[\]dDpP/\\|]+(?![A-Za-z0-9])"  # :) :-( ;P :/ :D
+    r"|(?<![A-Za-z0-9])[()\[\]]+[-'^]?[:;=]"  # (: ):
+    r"|<3+"
+)
+
+
+def _strip_punctuation(token: str) -> str:
+    token = token.replace("'", "").replace("’", "")
+    return "".join(" " if unicodedata.category(c).startswith("P") else c for c in token)
+
+
+def canonical(text: str) -> str:
+    """The canonical form of an (already preprocessed) message: lower case, punctuation
+    dropped (apostrophes vanish, the rest become spaces) except in emoticons, @user and
+    links. "I DON'T understand, where is my refund?!" -> "i dont understand where is my
+    refund"."""
+    tokens: list[str] = []
+    for token in text.split():
+        for kept in ("@user", "http"):  # what preprocess left of handles and links
+            if token.startswith(kept):
+                tokens.append(kept)
+                token = token[len(kept) :]
+        # Emoticons are kept whole, also when glued to a word ("thanks:)").
+        parts = _EMOTICON.split(token)
+        emoticons = _EMOTICON.findall(token)
+        for i, part in enumerate(parts):
+            tokens.append(_strip_punctuation(part.lower()))
+            if i < len(emoticons):
+                tokens.append(emoticons[i])
+    return " ".join(" ".join(tokens).split())
 
 
 # --------------------------------------------------------------------------- label mapping
@@ -140,6 +184,7 @@ class Analyzer:
         batch_size: int = 32,
         quantize: bool | None = None,
         allow_hub: bool | None = None,
+        canonical_form: bool | None = None,
     ) -> None:
         self._model_setting = str(model) if model is not None else os.environ.get("SENTIMENT_MODEL")
         self.num_threads = num_threads or int(
@@ -151,6 +196,9 @@ class Analyzer:
             quantize = os.environ.get("SENTIMENT_QUANTIZE", "1").strip().lower() in _TRUE
         self.quantize = quantize
         self.allow_hub = _env_flag("SENTIMENT_ALLOW_HUB") if allow_hub is None else allow_hub
+        if canonical_form is None:
+            canonical_form = os.environ.get("SENTIMENT_CANONICAL", "1").strip().lower() in _TRUE
+        self.canonical_form = canonical_form
         # One lock around tokenisation + inference: HF fast tokenizers are not safe to
         # call concurrently, and on a 2-core box parallel forwards would only contend.
         self._lock = threading.Lock()
@@ -250,20 +298,42 @@ class Analyzer:
             raise TypeError("score_batch expects a sequence of strings; use score() for one")
         if not texts:
             return []
-        import torch
 
         cleaned = [preprocess(str(t)) or "." for t in texts]
+        # Test-time augmentation: the canonical form too, where it differs (the tokenizer
+        # lower-cases anyway); the two probability vectors are averaged below.
+        inputs = list(cleaned)
+        pairs: list[int | None] = [None] * len(cleaned)
+        if self.canonical_form:
+            for i, text in enumerate(cleaned):
+                form = canonical(text)
+                if form and form != text.lower():
+                    pairs[i] = len(inputs)
+                    inputs.append(form)
+        probs = self._probabilities(inputs)
+        results = []
+        for i, row in enumerate(probs[: len(cleaned)]):
+            j = pairs[i]
+            if j is not None:
+                row = [(a + b) / 2 for a, b in zip(row, probs[j], strict=True)]
+            results.append(SentimentScores(*row))
+        return results
+
+    def _probabilities(self, texts: list[str]) -> list[list[float]]:
+        """negative/neutral/positive probabilities of preprocessed texts, in order."""
+        import torch
+
         # Long inputs are scored shortest-first so each chunk pads to a similar length,
         # then put back in the caller's order.
-        order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
-        if len(cleaned) <= self.batch_size:
-            order = list(range(len(cleaned)))
-        results: list[SentimentScores | None] = [None] * len(cleaned)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        if len(texts) <= self.batch_size:
+            order = list(range(len(texts)))
+        results: list[list[float]] = [[]] * len(texts)
         with self._lock:
             self._load_locked()
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                chunk = [cleaned[i] for i in idx]
+                chunk = [texts[i] for i in idx]
                 with torch.inference_mode():
                     enc = self._tokenizer(
                         chunk,
@@ -276,8 +346,8 @@ class Analyzer:
                     folded = torch.zeros(probs.shape[0], 3)
                     folded.index_add_(1, torch.tensor(self._mapping), probs)
                 for i, row in zip(idx, folded.tolist(), strict=True):
-                    results[i] = SentimentScores(*row)
-        return [r for r in results if r is not None]
+                    results[i] = row
+        return results
 
 
 @lru_cache(maxsize=1)
