@@ -53,12 +53,16 @@ def say(msg: str) -> None:
 # --------------------------------------------------------------------------- quality
 
 
-def eval_sets(limit: int | None, offset: int = 0) -> list[tuple[str, Dataset]]:
+def eval_sets(
+    limit: int | None, offset: int = 0, only: Sequence[str] = ()
+) -> list[tuple[str, Dataset]]:
     base = datasets_dir()
     sets = [
         ("Airline dev (United + US Airways)", base / "airline_sentiment_dev" / "airline_dev.csv"),
         ("TweetEval sentiment test", base / "tweeteval_sentiment"),
     ]
+    if only:
+        sets = [(t, p) for t, p in sets if t.split()[0].lower() in only]
     out = []
     for title, path in sets:
         try:
@@ -307,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "figures do not use, e.g. --offset 1000 --limit 2000)",
     )
     parser.add_argument(
+        "--sets",
+        default="airline,tweeteval",
+        help="comma-separated: airline, tweeteval (default both)",
+    )
+    parser.add_argument(
         "--robustness",
         action="store_true",
         help="only: prediction flip rates on airline dev without punctuation, with typos, in caps",
@@ -333,7 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else float("nan")
     )
     model_desc = f"`{Path(model).name}` ({size_mb:.1f} MB on disk; loads in {load_s:.2f} s)" + (
-        "; scored as written and in canonical form, probabilities averaged (SENTIMENT_CANONICAL=1)"
+        "; scored as written and in canonical form"
+        + (" with typos mended" if fp32.mend_typos else "")
+        + ", probabilities averaged (SENTIMENT_CANONICAL=1)"
         if fp32.canonical_form
         else "; scored as written only (SENTIMENT_CANONICAL=0)"
     )
@@ -349,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"updated {RESULTS}")
         return 0
 
-    sets = eval_sets(args.limit, args.offset)
+    sets = eval_sets(args.limit, args.offset, [s.strip() for s in args.sets.split(",")])
     q = quality({"Tandem (float32)": fp32}, sets)
     cmp_rows = (
         quality(

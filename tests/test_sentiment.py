@@ -15,6 +15,7 @@ from sentiment.analyzer import (
     Analyzer,
     SentimentModelError,
     SentimentScores,
+    Speller,
     canonical,
     label_mapping,
 )
@@ -142,6 +143,17 @@ def test_canonical_form() -> None:
     assert canonical("meet at 1:30pm (see above): ok") == "meet at 1 30pm see above ok"
     assert canonical("so angry 😡!!!") == "so angry 😡"
     assert canonical("...") == ""
+
+
+def test_speller_mends_only_unknown_words() -> None:
+    vocab = {"the": 1, "service": 2, "order": 3, "never": 4, "arrived": 5, "outrage": 6}
+    speller = Speller(vocab, frozenset({"outage", "vegan"}))
+    assert speller("the servcie") == "the service"  # swapped letters
+    assert speller("ordr teh arived") == "order teh arrived"  # 4+ letters only
+    assert speller("outage") == "outage"  # an English word the vocabulary lacks
+    assert speller("orders") == "orders"  # an inflection of a known word
+    assert speller("xervice") == "xervice"  # the first letter is kept
+    assert canonical("The SERVCIE, honestly!", speller) == "the service honestly"
 
 
 def test_canonical_scoring_can_be_switched_off(model_path: Path) -> None:
