@@ -53,12 +53,16 @@ def say(msg: str) -> None:
 # --------------------------------------------------------------------------- quality
 
 
-def eval_sets(limit: int | None) -> list[tuple[str, Dataset]]:
+def eval_sets(
+    limit: int | None, offset: int = 0, only: Sequence[str] = ()
+) -> list[tuple[str, Dataset]]:
     base = datasets_dir()
     sets = [
         ("Airline dev (United + US Airways)", base / "airline_sentiment_dev" / "airline_dev.csv"),
         ("TweetEval sentiment test", base / "tweeteval_sentiment"),
     ]
+    if only:
+        sets = [(t, p) for t, p in sets if t.split()[0].lower() in only]
     out = []
     for title, path in sets:
         try:
@@ -66,7 +70,8 @@ def eval_sets(limit: int | None) -> list[tuple[str, Dataset]]:
         except InputError as exc:
             say(f"skipping {title}: {exc}")
             continue
-        out.append((title, Dataset(data.name, data.texts[:limit], data.labels[:limit])))
+        end = None if limit is None else offset + limit
+        out.append((title, Dataset(data.name, data.texts[offset:end], data.labels[offset:end])))
     return out
 
 
@@ -161,13 +166,21 @@ def robustness(analyzer: Analyzer, data: Dataset) -> dict[str, Any]:
     return out
 
 
-def robustness_lines(result: dict[str, Any], model_desc: str, limited: bool) -> list[str]:
+def rows_desc(limit: int | None, offset: int) -> str:
+    if not limit and not offset:
+        return ""
+    if not offset:
+        return " (the first ones: --limit)"
+    return f" (rows {offset + 1}-{offset + (limit or 0)}: --offset {offset} --limit {limit})"
+
+
+def robustness_lines(result: dict[str, Any], model_desc: str, rows: str) -> list[str]:
     targets = {"no_punctuation": "≤ 5%", "typos": "≤ 5%", "caps": "≤ 3%"}
     orig = result["original"]
     return [
         f"Model: {model_desc}. Airline dev (United + US Airways, "
         f"`../shared/datasets/airline_sentiment_dev`), {result['n']} tweets"
-        f"{' (the first ones: --limit)' if limited else ''}, float32. As written: macro-F1 "
+        f"{rows}, float32. As written: macro-F1 "
         f"{orig['macro_f1']:.3f}, accuracy {orig['accuracy']:.3f}.",
         "",
         "| style (`sentiment/augment.py`, seed " + str(ROBUSTNESS_SEED) + ") | texts changed "
@@ -268,7 +281,8 @@ def markdown(
 def write_section(section: str) -> None:
     """Replace (or append) the '## Sentiment' section, leaving the other sections intact."""
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Sentiment\n.*?(?=^## |\Z)", re.S | re.M)
+    # The section ends at the next heading or at another bench's marker (bench/nlu.py).
+    pattern = re.compile(r"^## Sentiment\n.*?(?=^## |^<!-- bench:|\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:
@@ -289,6 +303,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--limit", type=int, default=None, help="rows per dataset (smoke runs)")
+    parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="skip the first N rows of each dataset (choose options on rows the reported "
+        "figures do not use, e.g. --offset 1000 --limit 2000)",
+    )
+    parser.add_argument(
+        "--sets",
+        default="airline,tweeteval",
+        help="comma-separated: airline, tweeteval (default both)",
+    )
     parser.add_argument(
         "--robustness",
         action="store_true",
@@ -315,18 +341,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if Path(model).exists()
         else float("nan")
     )
-    model_desc = f"`{Path(model).name}` ({size_mb:.1f} MB on disk; loads in {load_s:.2f} s)"
+    model_desc = f"`{Path(model).name}` ({size_mb:.1f} MB on disk; loads in {load_s:.2f} s)" + (
+        "; scored as written and in canonical form"
+        + (" with typos mended" if fp32.mend_typos else "")
+        + ", probabilities averaged (SENTIMENT_CANONICAL=1)"
+        if fp32.canonical_form
+        else "; scored as written only (SENTIMENT_CANONICAL=0)"
+    )
 
     if args.robustness:
-        [airline] = [data for title, data in eval_sets(args.limit) if title.startswith("Airline")]
-        lines = robustness_lines(robustness(fp32, airline), model_desc, bool(args.limit))
+        sets = eval_sets(args.limit, args.offset)
+        [airline] = [data for title, data in sets if title.startswith("Airline")]
+        rows = rows_desc(args.limit, args.offset)
+        lines = robustness_lines(robustness(fp32, airline), model_desc, rows)
         print("\n".join(lines))
-        if not args.no_write:  # a --limit run says how many tweets it used
+        if not args.no_write and not args.offset:  # a --limit run says how many tweets it used
             record_section("Sentiment robustness", command, lines)
             say(f"updated {RESULTS}")
         return 0
 
-    sets = eval_sets(args.limit)
+    sets = eval_sets(args.limit, args.offset, [s.strip() for s in args.sets.split(",")])
     q = quality({"Tandem (float32)": fp32}, sets)
     cmp_rows = (
         quality(
@@ -354,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     section = markdown(command, model_desc, q, cmp_rows, sp)
     print(section)
-    if not args.no_write and not args.limit:
+    if not args.no_write and not args.limit and not args.offset:
         write_section(section)
         say(f"updated {RESULTS}")
     return 0

@@ -13,6 +13,14 @@ Settings (environment variables, read when the Analyzer is created):
                            batch can differ by a few hundredths from scoring it alone; ``0``
                            keeps float32 (batch-independent, slower).
 - ``SENTIMENT_MAX_LENGTH`` tokens per message (default 128).
+- ``SENTIMENT_CANONICAL``  ``1`` (default): test-time augmentation. Each message is scored
+                           as written and in a canonical form (lower case, punctuation
+                           dropped except emoticons, obvious one-letter typos mended; see
+                           :func:`canonical`), and the two probability vectors are
+                           averaged, so how a customer types moves the verdict less.
+                           ``0`` scores the text as written only.
+- ``SENTIMENT_MEND_TYPOS`` ``1`` (default): the canonical form also mends obvious one-slip
+                           typos of unknown words (:class:`Speller`); ``0`` does not.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +86,126 @@ _URL = re.compile(r"(?i)https?://\S+|www\.\S+")  # "HTTP://..." in a shouted mes
 
 def preprocess(text: str) -> str:
     return _URL.sub("http", _MENTION.sub("@user", text)).strip()
+
+
+# --------------------------------------------------------------------------- canonical form
+
+# Emoticons carry sentiment although they are made of punctuation: the canonical form keeps
+# them (as their own tokens). Emoji are symbols, not punctuation, and stay anyway.
+_EMOTICON = re.compile(
+    r"[:;=][-'^]?[()\[\]dDpP/\\|]+(?![A-Za-z0-9])"  # :) :-( ;P :/ :D
+    r"|(?<![A-Za-z0-9])[()\[\]]+[-'^]?[:;=]"  # (: ):
+    r"|<3+"
+)
+
+
+def _strip_punctuation(token: str) -> str:
+    token = token.replace("'", "").replace("’", "")
+    return "".join(" " if unicodedata.category(c).startswith("P") else c for c in token)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_ALPHA_WORD = re.compile(r"[a-z]+")
+_SUFFIXES = ("s", "es", "ed", "d", "ing", "er", "ers", "ly")
+
+
+def _edits1(word: str) -> set[str]:
+    """Every string one slip away: a letter dropped, two swapped, one replaced or added."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
+    out.discard(word)
+    return out
+
+
+class Speller:
+    """Mends obvious one-slip typos of words nobody knows.
+
+    A lower-case word of 4+ letters is left alone when the tokenizer knows it whole or it
+    is an English word (TextBlob's word lists, contractions without their apostrophe,
+    inflections of a known word). Otherwise it becomes the tokenizer's most common whole
+    word one slip away (WordPiece vocabularies list words roughly by frequency: lowest id
+    wins), if there is one: "servcie" -> "service", "delivry" -> "delivery".
+    """
+
+    def __init__(self, vocab: dict[str, int], known: frozenset[str] = frozenset()) -> None:
+        self.vocab = {w: i for w, i in vocab.items() if w.isalpha() and w.isascii()}
+        self.known = known
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any) -> Speller:
+        return cls(dict(tokenizer.get_vocab()), _english_words())
+
+    def _is_known(self, word: str) -> bool:
+        if word in self.vocab or word in self.known:
+            return True
+        return any(
+            word.endswith(s) and (word[: -len(s)] in self.vocab or word[: -len(s)] in self.known)
+            for s in _SUFFIXES
+            if len(word) - len(s) >= 3
+        )
+
+    def mend(self, word: str) -> str:
+        if len(word) < 4 or self._is_known(word):
+            return word
+        # The first letter is kept: people rarely miss it, and a new first letter is
+        # more often another word ("vegan" -> "began") than a mended one.
+        near = [w for w in _edits1(word) if len(w) >= 4 and w[0] == word[0] and w in self.vocab]
+        return min(near, key=self.vocab.__getitem__) if near else word
+
+    def __call__(self, text: str) -> str:
+        return _ALPHA_WORD.sub(lambda m: self.mend(m[0]), text)
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    """Lower-case English words from TextBlob's tagger lexicon and spelling list (both
+    ship with textblob, a Tandem dependency), plus contractions without apostrophes."""
+    from importlib.util import find_spec
+
+    words: set[str] = set()
+    spec = find_spec("textblob")  # located, not imported (that would load nltk)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        for name in ("en-lexicon.txt", "en-spelling.txt"):
+            path = Path(location) / "en" / name
+            if not path.is_file():
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                head = line.split(" ", 1)[0].lower()
+                if head.isalpha():
+                    words.add(head)
+    for stem in ("do", "does", "did", "is", "are", "was", "were", "has", "have", "had",
+                 "could", "would", "should", "ca", "wo", "ai", "need", "must"):  # fmt: skip
+        words.add(stem + "nt")
+    words |= {"im", "ive", "youre", "youve", "theyre", "theyve", "weve", "thats", "whats",
+              "theres", "wheres", "hes", "shes", "itll", "youll", "theyll", "yall"}  # fmt: skip
+    return frozenset(words)
+
+
+def canonical(text: str, speller: Speller | None = None) -> str:
+    """The canonical form of an (already preprocessed) message: lower case, punctuation
+    dropped (apostrophes vanish, the rest become spaces) except in emoticons, @user and
+    links; with a ``speller``, obvious typos mended. "I DON'T understand, where is my
+    refund?!" -> "i dont understand where is my refund"."""
+    tokens: list[str] = []
+    for token in text.split():
+        for kept in ("@user", "http"):  # what preprocess left of handles and links
+            if token.startswith(kept):
+                tokens.append(kept)
+                token = token[len(kept) :]
+        # Emoticons are kept whole, also when glued to a word ("thanks:)").
+        parts = _EMOTICON.split(token)
+        emoticons = _EMOTICON.findall(token)
+        for i, part in enumerate(parts):
+            tokens.append(_strip_punctuation(part.lower()))
+            if i < len(emoticons):
+                tokens.append(emoticons[i])
+    words = " ".join(tokens).split()
+    if speller is not None:
+        words = [w if w in {"@user", "http"} else speller(w) for w in words]
+    return " ".join(words)
 
 
 # --------------------------------------------------------------------------- label mapping
@@ -140,6 +269,8 @@ class Analyzer:
         batch_size: int = 32,
         quantize: bool | None = None,
         allow_hub: bool | None = None,
+        canonical_form: bool | None = None,
+        mend_typos: bool | None = None,
     ) -> None:
         self._model_setting = str(model) if model is not None else os.environ.get("SENTIMENT_MODEL")
         self.num_threads = num_threads or int(
@@ -151,6 +282,13 @@ class Analyzer:
             quantize = os.environ.get("SENTIMENT_QUANTIZE", "1").strip().lower() in _TRUE
         self.quantize = quantize
         self.allow_hub = _env_flag("SENTIMENT_ALLOW_HUB") if allow_hub is None else allow_hub
+        if canonical_form is None:
+            canonical_form = os.environ.get("SENTIMENT_CANONICAL", "1").strip().lower() in _TRUE
+        self.canonical_form = canonical_form
+        if mend_typos is None:
+            mend_typos = os.environ.get("SENTIMENT_MEND_TYPOS", "1").strip().lower() in _TRUE
+        self.mend_typos = mend_typos
+        self._speller: Speller | None = None
         # One lock around tokenisation + inference: HF fast tokenizers are not safe to
         # call concurrently, and on a 2-core box parallel forwards would only contend.
         self._lock = threading.Lock()
@@ -235,6 +373,8 @@ class Analyzer:
                 model = torch.ao.quantization.quantize_dynamic(
                     model, {torch.nn.Linear}, dtype=torch.qint8
                 )
+        if self.canonical_form and self.mend_typos:
+            self._speller = Speller.for_tokenizer(tokenizer)
         self._tokenizer, self._model, self._mapping = tokenizer, model, mapping
         self.model_id = source
 
@@ -250,20 +390,44 @@ class Analyzer:
             raise TypeError("score_batch expects a sequence of strings; use score() for one")
         if not texts:
             return []
-        import torch
 
         cleaned = [preprocess(str(t)) or "." for t in texts]
+        # Test-time augmentation: the canonical form too, where it differs (the tokenizer
+        # lower-cases anyway); the two probability vectors are averaged below.
+        inputs = list(cleaned)
+        pairs: list[int | None] = [None] * len(cleaned)
+        if self.canonical_form:
+            if self.mend_typos and self._speller is None:
+                self.load()  # the speller needs the tokenizer's vocabulary
+            for i, text in enumerate(cleaned):
+                form = canonical(text, self._speller)
+                if form and form != text.lower():
+                    pairs[i] = len(inputs)
+                    inputs.append(form)
+        probs = self._probabilities(inputs)
+        results = []
+        for i, row in enumerate(probs[: len(cleaned)]):
+            j = pairs[i]
+            if j is not None:
+                row = [(a + b) / 2 for a, b in zip(row, probs[j], strict=True)]
+            results.append(SentimentScores(*row))
+        return results
+
+    def _probabilities(self, texts: list[str]) -> list[list[float]]:
+        """negative/neutral/positive probabilities of preprocessed texts, in order."""
+        import torch
+
         # Long inputs are scored shortest-first so each chunk pads to a similar length,
         # then put back in the caller's order.
-        order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
-        if len(cleaned) <= self.batch_size:
-            order = list(range(len(cleaned)))
-        results: list[SentimentScores | None] = [None] * len(cleaned)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        if len(texts) <= self.batch_size:
+            order = list(range(len(texts)))
+        results: list[list[float]] = [[]] * len(texts)
         with self._lock:
             self._load_locked()
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                chunk = [cleaned[i] for i in idx]
+                chunk = [texts[i] for i in idx]
                 with torch.inference_mode():
                     enc = self._tokenizer(
                         chunk,
@@ -276,8 +440,8 @@ class Analyzer:
                     folded = torch.zeros(probs.shape[0], 3)
                     folded.index_add_(1, torch.tensor(self._mapping), probs)
                 for i, row in zip(idx, folded.tolist(), strict=True):
-                    results[i] = SentimentScores(*row)
-        return [r for r in results if r is not None]
+                    results[i] = row
+        return results
 
 
 @lru_cache(maxsize=1)

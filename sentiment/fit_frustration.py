@@ -142,14 +142,17 @@ def score_texts(texts: list[str], model: str | None, progress: bool = True) -> l
     from sentiment.train import ensure_default_model
 
     path = model or os.environ.get("SENTIMENT_MODEL") or str(ensure_default_model())
+    analyzer = Analyzer(path, quantize=False)
     digest = hashlib.sha256(("\n".join(texts)).encode()).hexdigest()[:12]
-    cache = CACHE / f"uss-scores-{Path(path).name}-{digest}.json"
+    # The canonical-form averaging (SENTIMENT_CANONICAL) changes the scores, not the model.
+    form = "-canonical" if analyzer.canonical_form else ""
+    cache = CACHE / f"uss-scores-{Path(path).name}{form}-{digest}.json"
     if cache.is_file():
         say(f"sentiment scores: cached ({cache})")
         return json.loads(cache.read_text())
     from tqdm.auto import tqdm
 
-    analyzer = Analyzer(path, quantize=False).load()
+    analyzer.load()
     scores: list[float] = []
     with tqdm(total=len(texts), desc="scoring USS user turns", disable=not progress) as bar:
         for i in range(0, len(texts), 512):

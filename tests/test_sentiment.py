@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from sentiment_fixtures import trained_model_path
 
-from sentiment.analyzer import Analyzer, SentimentModelError, SentimentScores, label_mapping
+from sentiment.analyzer import (
+    Analyzer,
+    SentimentModelError,
+    SentimentScores,
+    Speller,
+    canonical,
+    label_mapping,
+)
 from sentiment.augment import (
     STYLES,
     caps,
@@ -34,6 +41,24 @@ POSITIVE = [
     "Thank you so much, the refund arrived quickly. Great service!",
     "I love the dress, it fits perfectly. You made my day!",
     "Amazing support, Maria solved everything in two minutes. Thanks!",
+]
+# Clear complaints and clear praise written in different ways (issue 11: a plain complaint
+# once scored +0.16). None of them is a corpus row.
+CLEAR_COMPLAINTS = [
+    "This is the worst service I have ever had, my order never arrived.",
+    "worst service i have ever had my order never arrived",
+    "THIS IS THE WORST SERVICE I HAVE EVER HAD",
+    "I am very disappointed, the package came damaged and nobody replied to my email.",
+    "Three weeks and still no refund. Terrible.",
+    "The delivery driver was rude and left my parcel out in the rain.",
+    "I've never been treated so badly by a shop.",
+    "my order never showed up and your support keeps ignoring me",
+]
+CLEAR_PRAISE = [
+    "Thank you so much, the refund arrived quickly. Great service!",
+    "best service I have ever had, thank you!",
+    "The staff were lovely and my order came a day early, thanks!",
+    "really happy with my new jacket, great quality",
 ]
 NEUTRAL = [
     "What are your opening hours on Saturday?",
@@ -95,6 +120,52 @@ def test_obvious_examples(analyzer: Analyzer, texts: list[str], label: str) -> N
             assert result.score < -0.5
         elif label == "positive":
             assert result.score > 0.5
+
+
+@pytest.mark.parametrize(("text"), CLEAR_COMPLAINTS)
+def test_clear_complaints_score_clearly_negative(analyzer: Analyzer, text: str) -> None:
+    result = analyzer.score(text)
+    assert result.label == "negative" and result.score < -0.4, result
+
+
+@pytest.mark.parametrize(("text"), CLEAR_PRAISE)
+def test_clear_praise_scores_clearly_positive(analyzer: Analyzer, text: str) -> None:
+    result = analyzer.score(text)
+    assert result.label == "positive" and result.score > 0.4, result
+
+
+def test_canonical_form() -> None:
+    assert canonical("I DON'T understand, where is my refund?!") == (
+        "i dont understand where is my refund"
+    )
+    # Emoticons carry sentiment and stay; handles and links (already normalised) too.
+    assert canonical("@user thanks:) see http, bye :( <3") == "@user thanks :) see http bye :( <3"
+    assert canonical("meet at 1:30pm (see above): ok") == "meet at 1 30pm see above ok"
+    assert canonical("so angry 😡!!!") == "so angry 😡"
+    assert canonical("...") == ""
+
+
+def test_speller_mends_only_unknown_words() -> None:
+    vocab = {"the": 1, "service": 2, "order": 3, "never": 4, "arrived": 5, "outrage": 6}
+    speller = Speller(vocab, frozenset({"outage", "vegan"}))
+    assert speller("the servcie") == "the service"  # swapped letters
+    assert speller("ordr teh arived") == "order teh arrived"  # 4+ letters only
+    assert speller("outage") == "outage"  # an English word the vocabulary lacks
+    assert speller("orders") == "orders"  # an inflection of a known word
+    assert speller("xervice") == "xervice"  # the first letter is kept
+    assert canonical("The SERVCIE, honestly!", speller) == "the service honestly"
+
+
+def test_canonical_scoring_can_be_switched_off(model_path: Path) -> None:
+    assert Analyzer(model_path).canonical_form
+    plain = Analyzer(model_path, quantize=False, canonical_form=False)
+    both = Analyzer(model_path, quantize=False, canonical_form=True)
+    text = "WHERE IS MY ORDER??? nobody answers!!!"
+    lone = plain.score(text)
+    assert both.score(text) != lone  # averaged with the canonical form
+    # A message already in canonical form is scored once, the same either way.
+    same = "where is my order"
+    assert math.isclose(plain.score(same).score, both.score(same).score, abs_tol=1e-6)
 
 
 def test_batch_equals_single_float32(fp32_analyzer: Analyzer) -> None:
