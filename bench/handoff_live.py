@@ -74,7 +74,9 @@ def escalation_reason(database_url: str, conversation_id: str) -> str:
                     ConversationEvent.conversation_id == conversation_id
                 )
             ).all()
-            return "; ".join(str(e.reason) for e in events if e.reason)[:300]
+            # the escalation's own reasons (a ticket filed after it repeats them)
+            first = next((str(e.reason) for e in events if e.reason), "")
+            return first.split(" (nobody available")[0][:300]
     finally:
         engine.dispose()
 
