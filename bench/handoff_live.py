@@ -74,9 +74,7 @@ def escalation_reason(database_url: str, conversation_id: str) -> str:
                     ConversationEvent.conversation_id == conversation_id
                 )
             ).all()
-            # the escalation's own reasons (a ticket filed after it repeats them)
-            first = next((str(e.reason) for e in events if e.reason), "")
-            return first.split(" (nobody available")[0][:300]
+            return "; ".join(str(e.reason) for e in events if e.kind == "escalation")[:300]
     finally:
         engine.dispose()
 
