@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from rich.progress import track
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,14 +45,10 @@ TOKEN_HEADER = "X-Conversation-Token"
 SECTION = "Handoff through the live product"
 
 
-def demo_customer_ids(database_url: str) -> list[tuple[str, Decimal, int]]:
-    engine = make_engine(database_url)
-    try:
-        with session_scope(engine) as session:
-            rows = session.execute(select(Customer.tier, Customer.lifetime_value, Customer.id))
-            return [(tier, value, id_) for tier, value, id_ in rows]
-    finally:
-        engine.dispose()
+def demo_customer_ids(engine: Engine) -> list[tuple[str, Decimal, int]]:
+    with session_scope(engine) as session:
+        rows = session.execute(select(Customer.tier, Customer.lifetime_value, Customer.id))
+        return [(tier, value, id_) for tier, value, id_ in rows]
 
 
 def customer_for(scenario: Scenario, customers: list[tuple[str, Decimal, int]]) -> int | None:
@@ -65,18 +61,15 @@ def customer_for(scenario: Scenario, customers: list[tuple[str, Decimal, int]]) 
     return min(same_tier, key=lambda c: abs(c[1] - wanted))[2]
 
 
-def escalation_reason(database_url: str, conversation_id: str) -> str:
-    engine = make_engine(database_url)
-    try:
-        with session_scope(engine) as session:
-            events = session.scalars(
-                select(ConversationEvent).where(
-                    ConversationEvent.conversation_id == conversation_id
-                )
-            ).all()
-            return "; ".join(str(e.reason) for e in events if e.kind == "escalation")[:300]
-    finally:
-        engine.dispose()
+def escalation_reason(engine: Engine, conversation_id: str) -> str:
+    with session_scope(engine) as session:
+        reasons = session.scalars(
+            select(ConversationEvent.reason).where(
+                ConversationEvent.conversation_id == conversation_id,
+                ConversationEvent.kind == "escalation",
+            )
+        ).all()
+        return "; ".join(str(r) for r in reasons if r)[:300]
 
 
 def play(
@@ -141,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as error:
         console.print(f"[red]The stack did not start:[/red] {error}")
         return 2
-    customers = demo_customer_ids(settings.database_url)
+    engine = make_engine(settings.database_url)
+    customers = demo_customer_ids(engine)
     results: dict[str, PolicyFigures] = {}
     seconds: dict[str, float] = {}
     try:
@@ -159,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                     )  # fmt: skip
                     why = ""
                     if got is not None and scenario.escalate_at is None:
-                        why = f": {escalation_reason(settings.database_url, conversation_id)}"
+                        why = f": {escalation_reason(engine, conversation_id)}"
                     figures.count(scenario.name, scenario.escalate_at, got, why)
                     if args.verbose and got != scenario.escalate_at:
                         console.print(f"[bold]{scenario.name}[/bold]{why}", *transcript, sep="\n  ")
                 results[name] = figures
                 seconds[name] = time.perf_counter() - started
     finally:
+        engine.dispose()
         stack.stop()
 
     lines = [

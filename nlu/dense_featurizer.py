@@ -44,7 +44,7 @@ THREADS = "threads"
     DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
 )
 class DenseFeaturizer(RasaDenseFeaturizer, GraphComponent):
-    """Adds a 384-dimensional MiniLM sentence embedding to each user message."""
+    """Adds the MiniLM sentence embedding (384 numbers) to each user message."""
 
     @staticmethod
     def required_packages() -> list[str]:
@@ -102,7 +102,7 @@ class DenseFeaturizer(RasaDenseFeaturizer, GraphComponent):
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings, one row per text (batched by length for speed)."""
-        result = np.zeros((len(texts), 384), dtype=np.float32)
+        rows: list[np.ndarray] = [np.empty(0)] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         size = int(self._config[BATCH_SIZE])
         for start in range(0, len(order), size):
@@ -117,8 +117,10 @@ class DenseFeaturizer(RasaDenseFeaturizer, GraphComponent):
                 )
             }
             (vectors,) = self._session.run(None, inputs)
-            result[chunk] = vectors
-        return result
+            for i, vector in zip(chunk, vectors, strict=True):
+                rows[i] = vector
+        # the width comes from the encoder itself (384 for all-MiniLM-L6-v2)
+        return np.stack(rows).astype(np.float32, copy=False)
 
     def _featurize(self, messages: list[Message]) -> None:
         todo = [m for m in messages if isinstance(m.get(TEXT), str) and m.get(TEXT).strip()]
