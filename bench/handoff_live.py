@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios' scripted intents, bot replies and scores are ignored. A scenario "
         "escalates at the first turn after which the bot no longer holds the conversation.",
         "",
+        "Tuning: `unscripted` is the tuning set (the policy was tuned on it, and on 2026-12-02 "
+        "NLU examples were written, in new words, for the kinds of failure it showed); "
+        "`held-out` was never tuned on, for the policy or the NLU data.",
+        "",
         "| set | scenarios | precision | recall | on time | early | late | false alarms | missed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
