@@ -821,6 +821,13 @@ def test_malformed_login_is_422(client: TestClient) -> None:
 
 
 def test_too_many_logins_are_429_with_retry_after(client: TestClient) -> None:
+    # A stopped clock: the first delay (1 s after the 5th failure) must not run out while a
+    # busy machine hashes five passwords.
+    app = client.app
+    app.state.login_throttle = LoginThrottle(  # type: ignore[attr-defined]
+        InMemoryRateLimiter(1, LoginThrottle.WINDOW, clock=lambda: 1000.0),
+        free_failures=app.state.settings.login_rate_limit_per_minute,  # type: ignore[attr-defined]
+    )
     for _ in range(5):
         bad = {"email": "ann@shop.example", "password": "guess guess"}
         assert client.post("/api/staff/login", json=bad).status_code == 401
