@@ -82,6 +82,8 @@ def create_app(
             "IDENTITY_SECRET is the public demo value (ALLOW_DEMO_SECRET is on): anyone can "
             "forge signed customer identities. Unset both to use a generated secret."
         )
+    # An engine made here is the app's to close at shutdown; a caller's stays the caller's.
+    owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
     rasa: Assistant = assistant or RasaClient(
         settings.rasa_url, settings.rasa_timeout_seconds, token=settings.rasa_auth_token
@@ -151,6 +153,8 @@ def create_app(
         close_bus = getattr(bus, "close", None)
         if close_bus is not None:
             await close_bus()
+        if owns_engine:
+            engine.dispose()  # pooled connections would otherwise stay open until GC
 
     app = FastAPI(
         title="Tandem gateway",

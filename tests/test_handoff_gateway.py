@@ -551,6 +551,7 @@ async def test_twenty_concurrent_claims_one_wins(database_url: str) -> None:
     assert conversation(gateway.engine, chat).assigned_staff_id == winner.id
     assert len(events(gateway.engine, chat, "state_changed")) == 2  # queued, with_staff
     gateway.app.state.scorer.close()
+    gateway.engine.dispose()  # no lifespan ran here to close its pool of 20 claimers
 
 
 def test_claim_reply_note_return_to_bot_close_and_csat(gw: Gateway) -> None:
