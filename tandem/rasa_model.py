@@ -16,8 +16,9 @@ RASA_FILES = (
     "data/nlu.yml",
     "data/rules.yml",
     "data/stories.yml",
-    # the custom featurizer named in config.yml: its code changes the features
+    # the custom components named in config.yml: their code changes the model
     "nlu/dense_featurizer.py",
+    "nlu/intent_classifier.py",
 )
 MODELS_DIR = PROJECT_ROOT / "models"
 
