@@ -490,3 +490,15 @@ def test_version_2_state_loads(fake_encoder) -> None:
     restored = Mood.from_dict(state)
     assert restored.levels["correction"] == 0.0 and restored.last_message == ""
     assert restored.peak == pytest.approx(restored.frustration)
+
+
+def test_the_bundled_encoder_reads_meaning() -> None:
+    from sentiment import meaning
+
+    if not meaning.available():
+        pytest.skip("sentence encoder not installed here (the Mood falls back to word overlap)")
+    encoder = meaning.MeaningEncoder()
+    same = encoder.similarity("can i send it back for free", "are returns free of charge")
+    other = encoder.similarity("can i send it back for free", "what colours does the scarf come in")
+    assert same > other + 0.2
+    assert encoder.similarity("where is my parcel", "where is my parcel") == pytest.approx(1.0)
