@@ -41,13 +41,14 @@ train += [message([3, 4], B, "ask_hours") for _ in range(10)]
 storage = LocalModelStorage(Path(tempfile.mkdtemp()))
 resource = Resource("intent")
 context = ExecutionContext(GraphSchema({}), "test")
-classifier = SentenceIntentClassifier.create({}, storage, resource, context)
+config = json.loads(sys.argv[1])
+classifier = SentenceIntentClassifier.create(config, storage, resource, context)
 classifier.train(TrainingData(train))
 # known words with their embedding; then words never seen in training: the embedding decides
 rng = np.random.default_rng(1)
 tests = [message([0], A), message([4], B), message([5], B), message([2, 5], A)]
 classifier.process(tests)
-reloaded = SentenceIntentClassifier.load({}, storage, resource, context)
+reloaded = SentenceIntentClassifier.load(config, storage, resource, context)
 rng = np.random.default_rng(1)  # the same four messages again
 again = [message([0], A), message([4], B), message([5], B), message([2, 5], A)]
 reloaded.process(again)
@@ -64,17 +65,23 @@ print(json.dumps({
     "reloaded": [m.get("intent") for m in again],
     "empty": empty.get("intent"),
     "files": sorted(p.name for p in storage._directory_for_resource(resource).iterdir()),
+    "arrays": sorted(np.load(storage._directory_for_resource(resource) / "weights.npz").files),
     "error": error,
 }))
 """
 
 
-def test_classifier_learns_from_both_kinds_of_features_and_survives_a_reload() -> None:
+@pytest.mark.parametrize(
+    "config", [{}, {"neighbour_weight": 2.0}], ids=["linear", "with-neighbours"]
+)
+def test_classifier_learns_from_both_kinds_of_features_and_survives_a_reload(
+    config: dict,
+) -> None:
     python = rasa_venv() / "bin" / "python"
     if not python.exists():
         pytest.skip("the Rasa virtualenv is not installed (make setup)")
     result = subprocess.run(
-        [str(python), "-c", TRAIN_AND_RELOAD],
+        [str(python), "-c", TRAIN_AND_RELOAD, json.dumps(config)],
         capture_output=True,
         text=True,
         env=rasa_env(),
@@ -93,6 +100,9 @@ def test_classifier_learns_from_both_kinds_of_features_and_survives_a_reload() -
     assert out["first"][0]["confidence"] > 0.9
     # stored as plain arrays and reloaded: the same answers, the same confidences
     assert out["files"] == ["weights.npz"]
+    # the neighbour feature keeps the training embeddings, sorted by intent
+    with_neighbours = {"examples", "starts"} <= set(out["arrays"])
+    assert with_neighbours == bool(config.get("neighbour_weight"))
     for first, again in zip(out["first"], out["reloaded"], strict=True):
         assert first["name"] == again["name"]
         assert abs(first["confidence"] - again["confidence"]) < 1e-5
