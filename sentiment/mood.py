@@ -5,7 +5,11 @@ The gateway calls ``add_customer_message(text, scores)`` for every customer mess
 / ``add_bot_event("reask")`` / ``add_bot_event("answer")`` for the bot's replies.
 
 Each component (sentiment level and trend, repeats, fallbacks, form re-asks, caps, "???",
-profanity, threats, waiting, impatience) has a raw value in [0, 1]. ``frustration`` is a
+profanity, threats, waiting, impatience, corrections of the bot, an off-topic bot reply)
+has a raw value in [0, 1] (the rolling mood in [-1, 1]). Repeats and off-topic replies
+are judged by meaning with the bundled sentence encoder when it is installed
+(:mod:`sentiment.meaning`); without it repeats fall back to word overlap and the
+off-topic value reads 0. ``frustration`` is a
 calibrated probability: a logistic model over the components whose weights were fitted on
 rated dialogues (``python -m sentiment.fit_frustration``, stored as data in
 ``sentiment/data/frustration_weights.yaml``). Each component's contribution (log-odds,
@@ -32,10 +36,17 @@ from rapidfuzz import fuzz
 COMPONENTS: tuple[str, ...] = (
     "message", "negativity", "trend", "repetition", "fallbacks", "reasks", "caps",
     "punctuation", "profanity", "threat", "waiting", "impatience",
+    "correction", "off_topic", "bot_failed",
 )  # fmt: skip
 # Message-level signals: set by a message or bot turn, then fading turn by turn.
 _LEVELS: tuple[str, ...] = COMPONENTS[3:]
-STATE_VERSION = 2  # 2 added reasks, waiting and the bot's recent questions; 1 still loads
+# 2 added reasks, waiting and the bot's recent questions; 3 added correction, off_topic
+# and the last customer message. 1 and 2 still load.
+STATE_VERSION = 3
+# Levels a bot turn sets (they change with the bot's turns, not with each message).
+_BOT_LEVELS = frozenset({"fallbacks", "off_topic", "bot_failed"})
+# Levels about the latest message only (reset, not faded, by the next one).
+_MESSAGE_ONLY = frozenset({"correction"})
 WEIGHTS_FILE = "frustration_weights.yaml"
 _FALLBACK_EVENTS = frozenset({"fallback", "nlu_fallback", "utter_default", "default"})
 _REASK_EVENTS = frozenset({"reask", "form_reask", "repeat_question"})
@@ -109,9 +120,9 @@ class MoodSettings(BaseModel):
         None, description="fitted weights passed in; default: weights_file or the package's"
     )
     weights_file: Path | None = None
-    # The index is a probability calibrated on USS (base rate 6%): 0.4 separates the labelled
+    # The index is a probability calibrated on USS (base rate 6%): 0.35 separates the labelled
     # handoff scenarios; the gateway's own threshold is handoff.yml's.
-    escalation_threshold: float = Field(0.4, ge=0, le=1)
+    escalation_threshold: float = Field(0.35, ge=0, le=1)
     ema_alpha: float = Field(0.5, gt=0, le=1, description="weight of the newest message")
     trend_window: int = Field(4, ge=2, description="customer turns in the slope")
     trend_full_slope: float = Field(
@@ -127,6 +138,18 @@ class MoodSettings(BaseModel):
     fallback_saturation: int = Field(2, ge=1, description="consecutive fallbacks = full signal")
     reask_saturation: int = Field(2, ge=1, description="bot re-asks that count as full signal")
     caps_min_letters: int = Field(6, ge=1)
+    meaning: bool = Field(
+        True, description="judge repeats and off-topic replies with the sentence encoder"
+    )
+    off_topic_below: float = Field(
+        0.5, gt=0, le=1, description="reply-to-message similarity below which it is off the point"
+    )
+    meaning_repeat_from: float = Field(
+        0.6, gt=0, lt=1, description="cosine to an earlier message where a rephrase starts"
+    )
+    meaning_repeat_full: float = Field(
+        0.9, gt=0, le=1, description="cosine at which it counts as the same request in full"
+    )
     explain_min_contribution: float = Field(0.1, ge=0, description="log-odds shown in reasons")
     phrases_file: Path | None = None
     profanity_file: Path | None = None
@@ -184,6 +207,9 @@ class _Lexicon:
     threats: tuple[tuple[str, str], ...]  # (phrase, group)
     stopwords: frozenset[str]
     profanity: frozenset[str]
+    corrections: tuple[str, ...] = ()
+    correction_openers: frozenset[str] = frozenset()
+    closings: tuple[str, ...] = ()
 
 
 def _data_text(name: str, override: Path | None) -> str:
@@ -209,6 +235,11 @@ def _lexicon(phrases_file: Path | None, profanity_file: Path | None) -> _Lexicon
         profanity=frozenset(
             w.strip().lower() for w in words if w.strip() and not w.lstrip().startswith("#")
         ),
+        corrections=tuple(_normalise(p) for p in data.get("corrections") or ()),
+        correction_openers=frozenset(
+            _normalise(str(w)) for w in data.get("correction_openers") or ()
+        ),
+        closings=tuple(_normalise(p) for p in data.get("closings") or ()),
     )
 
 
@@ -253,6 +284,7 @@ class Mood:
         self.ema: float | None = None
         self.scores: deque[float] = deque(maxlen=s.trend_window)
         self.recent: deque[str] = deque(maxlen=s.repeat_lookback)  # normalised texts
+        self.last_message = ""  # the latest customer message, normalised (for off_topic)
         self.bot_recent: deque[str] = deque(maxlen=s.repeat_lookback)  # the bot's questions
         self.total_repeats = 0
         self.total_reasks = 0
@@ -278,7 +310,9 @@ class Mood:
         self.scores.append(score)
 
         for key in _LEVELS:
-            if key != "fallbacks":  # fallbacks fade when the bot answers, not here
+            if key in _MESSAGE_ONLY:
+                self.levels[key] = 0.0
+            elif key not in _BOT_LEVELS:  # those change with the bot's turns, not here
                 self.levels[key] *= s.signal_decay
         norm = _normalise(text)
         self._signal("caps", self._caps(text), "caps")
@@ -296,12 +330,19 @@ class Mood:
             if found:
                 self._signal(key, 1.0, f"{key} ('{max(found, key=len)}')")
 
+        correction = self._correction(norm)
+        if correction:
+            self._signal("correction", 1.0, f"corrected the bot ('{correction}')")
+
         if self._is_repeat(tokens, self.recent):
             self.total_repeats += 1
             n = self.total_repeats
             self._bump("repetition", "repeated question" + (f" x{n}" if n > 1 else ""))
+        else:
+            self._rephrased(norm, tokens)
         if len(tokens) >= s.repeat_min_tokens:
             self.recent.append(norm)
+        self.last_message = norm
         return self._updated()
 
     def add_bot_event(self, event: str, text: str | None = None) -> float:
@@ -320,6 +361,10 @@ class Mood:
         else:
             self.consecutive_fallbacks = 0
             self.levels["fallbacks"] *= s.signal_decay
+        # The bot's latest reply itself failed (the fallbacks level remembers earlier ones).
+        self.levels["bot_failed"] = 1.0 if event in _FALLBACK_EVENTS else 0.0
+        self.details["bot_failed"] = "the bot's last reply failed"
+        self._off_topic(text)
         tokens = _normalise(text).split() if text and "?" in text else []
         if event in _REASK_EVENTS or self._is_repeat(tokens, self.bot_recent):
             self.total_reasks += 1
@@ -368,6 +413,53 @@ class Mood:
         long_ones = [w for w in shouted if len(w) >= 4]
         return 0.5 if any(len(w) >= 5 for w in shouted) or len(long_ones) >= 2 else 0.0
 
+    @property
+    def _encoder(self) -> Any:
+        if not self.settings.meaning:
+            return None
+        from sentiment.meaning import default_encoder
+
+        return default_encoder()
+
+    def _correction(self, norm: str) -> str:
+        """The phrase with which the customer says no to, or corrects, the bot ("" if none)."""
+        lex = self._lex
+        found = _find(norm, lex.corrections)
+        if found:
+            return max(found, key=len)
+        first = norm.split(" ", 1)[0]
+        if first in lex.correction_openers and not any(
+            f"{norm} ".startswith(f"{c} ") for c in lex.closings
+        ):
+            return " ".join(norm.split()[:3])
+        return ""
+
+    def _off_topic(self, text: str | None) -> None:
+        """How little the bot's reply has to do with the customer's last message: 0 when the
+        cosine of their meanings is off_topic_below or more, rising to 1 at 0 (unrelated);
+        0 without the encoder or the bot's text."""
+        encoder = self._encoder
+        reply = _normalise(text or "")
+        if encoder is None or not reply or not self.last_message:
+            self.levels["off_topic"] = 0.0
+            return
+        similarity = encoder.similarity(self.last_message, reply)
+        below = self.settings.off_topic_below
+        self.levels["off_topic"] = min(1.0, max(0.0, (below - similarity) / below))
+        self.details["off_topic"] = f"bot reply off the point (similarity {similarity:.2f})"
+
+    def _rephrased(self, norm: str, tokens: list[str]) -> None:
+        """A request said again in other words: the repetition level rises with the
+        meaning's closeness to an earlier message (from meaning_repeat_from to _full)."""
+        s = self.settings
+        encoder = self._encoder
+        if encoder is None or len(tokens) < s.repeat_min_tokens or not self.recent:
+            return
+        best = max(encoder.similarity(norm, previous) for previous in self.recent)
+        span = max(1e-6, s.meaning_repeat_full - s.meaning_repeat_from)
+        raw = min(1.0, max(0.0, (best - s.meaning_repeat_from) / span))
+        self._signal("repetition", raw, f"asked again in other words (similarity {best:.2f})")
+
     def _is_repeat(self, tokens: list[str], earlier: Iterable[str]) -> bool:
         s = self.settings
         if len(tokens) < s.repeat_min_tokens:
@@ -399,7 +491,7 @@ class Mood:
         # A falling score matters only if it ends below neutral ("great" -> "ok" is fine).
         falling = bool(self.scores) and self.scores[-1] < 0 and slope < 0
         return {
-            "message": -self.scores[-1] if self.scores else 0.0,
+            "message": max(0.0, -self.scores[-1]) if self.scores else 0.0,
             "negativity": -(self.ema or 0.0),
             "trend": min(1.0, -slope / s.trend_full_slope) if falling else 0.0,
             **{key: self.levels[key] for key in _LEVELS},
@@ -485,6 +577,7 @@ class Mood:
             "ema": self.ema,
             "scores": list(self.scores),
             "recent": list(self.recent),
+            "last_message": self.last_message,
             "bot_recent": list(self.bot_recent),
             "total_repeats": self.total_repeats,
             "total_reasks": self.total_reasks,
@@ -501,12 +594,13 @@ class Mood:
         mood = cls(settings)
         if not data:
             return mood
-        if data.get("version") not in (1, STATE_VERSION):
+        if data.get("version") not in (1, 2, STATE_VERSION):
             raise ValueError(f"unsupported Mood state version {data.get('version')!r}")
         mood.customer_turns = int(data["customer_turns"])
         mood.ema = None if data["ema"] is None else float(data["ema"])
         mood.scores.extend(float(x) for x in data["scores"])
         mood.recent.extend(str(x) for x in data["recent"])
+        mood.last_message = str(data.get("last_message", ""))
         mood.bot_recent.extend(str(x) for x in data.get("bot_recent", ()))
         mood.total_repeats = int(data["total_repeats"])
         mood.total_reasks = int(data.get("total_reasks", 0))

@@ -27,6 +27,10 @@ KNOWN_HARD = {
     "sarcasm_love_waiting",  # sarcasm scored positive
     "legal_false_friend_name_sue",  # "my name is Sue" matches the legal word "sue"
     "souring_impatience",  # escalates one turn earlier than labelled
+    # With hand-given scores (-0.4, -0.8) its "damn ... what the hell" turn reaches 0.29:
+    # profanity keeps its prior and the scenario has no bot text for off_topic to read
+    # (the Analyzer's scores catch it, bench/handoff.py --analyzer).
+    "souring_profanity",
 }
 
 
