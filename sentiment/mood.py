@@ -19,6 +19,7 @@ round-trip the state as JSON-safe data for per-conversation storage. No torch im
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import deque
@@ -32,6 +33,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rapidfuzz import fuzz
+
+logger = logging.getLogger(__name__)
 
 COMPONENTS: tuple[str, ...] = (
     "message", "negativity", "trend", "repetition", "fallbacks", "reasks", "caps",
@@ -443,7 +446,10 @@ class Mood:
         if encoder is None or not reply or not self.last_message:
             self.levels["off_topic"] = 0.0
             return
-        similarity = encoder.similarity(self.last_message, reply)
+        similarity = _similarity(encoder, self.last_message, reply)
+        if similarity is None:
+            self.levels["off_topic"] = 0.0
+            return
         below = self.settings.off_topic_below
         self.levels["off_topic"] = min(1.0, max(0.0, (below - similarity) / below))
         self.details["off_topic"] = f"bot reply off the point (similarity {similarity:.2f})"
@@ -455,7 +461,10 @@ class Mood:
         encoder = self._encoder
         if encoder is None or len(tokens) < s.repeat_min_tokens or not self.recent:
             return
-        best = max(encoder.similarity(norm, previous) for previous in self.recent)
+        closeness = [_similarity(encoder, norm, previous) for previous in self.recent]
+        if None in closeness:
+            return
+        best = max(c for c in closeness if c is not None)
         span = max(1e-6, s.meaning_repeat_full - s.meaning_repeat_from)
         raw = min(1.0, max(0.0, (best - s.meaning_repeat_from) / span))
         self._signal("repetition", raw, f"asked again in other words (similarity {best:.2f})")
@@ -624,3 +633,13 @@ def carries_feeling(text: str, spans: Iterable[tuple[int, int]] = ()) -> bool:
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + " " + text[end:]
     return len(_WORD.findall(_DATA.sub(" ", text))) >= 2
+
+
+def _similarity(encoder: Any, a: str, b: str) -> float | None:
+    """The encoder's cosine, or None when it fails: a broken encoder never breaks a turn
+    (the Mood then judges by words, as without it)."""
+    try:
+        return float(encoder.similarity(a, b))
+    except Exception:
+        logger.exception("the sentence encoder failed; judging repeats by words")
+        return None

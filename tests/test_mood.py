@@ -502,3 +502,17 @@ def test_the_bundled_encoder_reads_meaning() -> None:
     other = encoder.similarity("can i send it back for free", "what colours does the scarf come in")
     assert same > other + 0.2
     assert encoder.similarity("where is my parcel", "where is my parcel") == pytest.approx(1.0)
+
+
+def test_a_failing_encoder_never_breaks_a_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def similarity(self, a: str, b: str) -> float:
+            raise RuntimeError("weights unreadable")
+
+    monkeypatch.setattr(Mood, "_encoder", property(lambda self: Broken()))
+    mood = Mood()
+    mood.add_customer_message("where is my order, it has been two weeks", -0.4)
+    mood.add_bot_event("answer", text="Our shop opens at 9 am.")
+    mood.add_customer_message("where is my order, it has been two weeks now", -0.5)
+    assert mood.features()["off_topic"] == 0.0
+    assert 0.0 <= mood.frustration <= 1.0
