@@ -14,6 +14,7 @@ from sentiment_fixtures import trained_model_path
 from sentiment.fit_frustration import bot_event, dissatisfied, fit, read_uss, replay
 from sentiment.mood import (
     COMPONENTS,
+    STATE_VERSION,
     FrustrationModel,
     Mood,
     MoodSettings,
@@ -191,7 +192,7 @@ def test_old_stored_state_still_loads() -> None:
     assert "2 fallbacks" in mood.explain()
     assert mood.peak == pytest.approx(mood.frustration)  # re-expressed on the fitted scale
     mood.add_customer_message("where is my order 10482??", -0.8)
-    assert mood.to_dict()["version"] == 3
+    assert mood.to_dict()["version"] == STATE_VERSION
 
 
 def test_form_reasks_count() -> None:
@@ -516,3 +517,112 @@ def test_a_failing_encoder_never_breaks_a_turn(monkeypatch: pytest.MonkeyPatch) 
     mood.add_customer_message("where is my order, it has been two weeks now", -0.5)
     assert mood.features()["off_topic"] == 0.0
     assert 0.0 <= mood.frustration <= 1.0
+
+
+# --------------------------------------------------------------------------- form answers
+
+ASK_NUMBER = "Could you give me your order number? It has five digits, for example 12345."
+ASK_EMAIL = "Thanks. What e-mail address did you use for the order?"
+
+
+@pytest.mark.parametrize(
+    ("asked", "answer"),
+    [
+        (ASK_EMAIL, "no sorry, it's 10005"),
+        (ASK_EMAIL, "oops I meant 10483"),
+        (ASK_EMAIL, "no, my email is jane.doe@example.com"),
+        (ASK_NUMBER, "nope 10482"),
+        ("Would you like a refund, or an exchange?", "no, exchange"),
+        ("Are you sure you want to cancel this order?", "no"),
+    ],
+)
+def test_supplying_or_correcting_ones_own_value_in_a_form_is_no_correction(
+    fake_encoder, asked: str, answer: str
+) -> None:
+    fake_encoder({}, default=0.0)  # every reply as far from the message as can be
+    # Against the same exchange with a bare value: the wording adds nothing.
+    plain, corrected = Mood(), Mood()
+    for mood, said in ((plain, "10005"), (corrected, answer)):
+        mood.add_customer_message("where is my order 10482", 0.0)
+        mood.add_bot_event("answer", asked)
+        mood.add_customer_message(said, 0.0)
+        mood.add_bot_event("answer", ASK_EMAIL)
+    assert corrected.features()["correction"] == 0.0, answer
+    assert corrected.features()["off_topic"] == 0.0, answer
+    assert corrected.frustration == pytest.approx(plain.frustration), corrected.explain()
+
+
+def test_a_value_is_no_correction_even_without_a_bot_question(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    mood = Mood()
+    mood.add_customer_message("where is my order", 0.0)
+    mood.add_bot_event("answer", "Your order #10482 was delivered on Monday.")
+    mood.add_customer_message("no, I meant 10483", 0.0)
+    assert mood.features()["correction"] == 0.0
+    named = Mood()  # an NLU entity (a name) is a value too
+    named.add_customer_message("no, Jane Doe", 0.0, spans=[(4, 12)])
+    assert named.features()["correction"] == 0.0
+
+
+def test_a_bot_form_question_or_greeting_is_not_off_topic(fake_encoder) -> None:
+    fake_encoder({}, default=0.0)
+    for message, reply in [
+        ("where is my parcel please", ASK_NUMBER),
+        ("where is my order 10482", ASK_EMAIL),
+        ("i want to book an appointment", "What day would you like to come in?"),
+        ("hi there", "Hi! I'm the shop's assistant. How can I help you today?"),
+        ("thanks", "You're welcome!"),
+        ("10482", "Your order #10482 was shipped with DHL on Monday."),  # a bare value
+    ]:
+        mood = Mood()
+        mood.add_customer_message(message, 0.0)
+        mood.add_bot_event("answer", reply)
+        assert mood.features()["off_topic"] == 0.0, (message, reply)
+    # A caller that knows the bot asked for a form field says so, whatever the text.
+    mood = Mood()
+    mood.add_customer_message("where is my parcel please", 0.0)
+    mood.add_bot_event("ask", "Your order number, please.")
+    assert mood.features()["off_topic"] == 0.0
+
+
+def test_an_off_point_answer_counts_even_with_a_routine_question_after_it(fake_encoder) -> None:
+    fake_encoder({}, default=0.0)
+    mood = Mood()
+    mood.add_customer_message("how do i return my shoes", -0.1)
+    mood.add_bot_event("answer", "We sell gift cards from $25. Anything else I can help with?")
+    assert mood.features()["off_topic"] == 1.0
+    assert "off the point" in mood.explain()
+
+
+@pytest.mark.parametrize(
+    "contradiction",
+    ["no that's not what I asked", "that's wrong", "you misunderstood me", "I didn't say that"],
+)
+def test_a_real_contradiction_of_the_bot_still_counts(fake_encoder, contradiction: str) -> None:
+    fake_encoder({}, default=0.5)
+    # After an answer, and after a form the bot started by mistake.
+    for reply in ("Our shop opens at 9 am.", ASK_NUMBER):
+        calm, mood = Mood(), Mood()
+        for m in (calm, mood):
+            m.add_customer_message("how do returns work", 0.0)
+            m.add_bot_event("answer", reply)
+        calm.add_customer_message("ok and how long does it take", 0.0)
+        mood.add_customer_message(contradiction, 0.0)
+        assert mood.features()["correction"] == 1.0, (contradiction, reply)
+        assert mood.frustration > calm.frustration
+        assert "corrected the bot" in mood.explain()
+
+
+def test_version_3_state_loads_without_the_bot_question(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    mood = Mood()
+    mood.add_customer_message("where is my order", 0.0)
+    mood.add_bot_event("answer", ASK_NUMBER)
+    state = mood.to_dict()
+    assert state["bot_asked"] is True
+    state["version"] = 3
+    del state["bot_asked"]
+    restored = Mood.from_dict(state)
+    assert restored.bot_asked is False
+    restored.add_customer_message("I meant the linen shirt", 0.0)
+    assert restored.features()["correction"] == 1.0
