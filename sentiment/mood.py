@@ -488,8 +488,8 @@ class Mood:
     def _off_topic(self, text: str | None) -> None:
         """How little the bot's answer has to do with the customer's last message: 0 when
         the cosine of their meanings is off_topic_below or more, rising to 1 at 0
-        (unrelated); 0 without the encoder, the bot's text (None for a request) or a
-        customer message that asked in words."""
+        (unrelated); 0 without the encoder, without the bot's text (None for a request)
+        or when the customer's message asked nothing in words."""
         encoder = self._encoder
         reply = _normalise(text or "")
         if encoder is None or not reply or not self.last_message:
