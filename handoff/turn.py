@@ -133,7 +133,10 @@ def is_fallback(turn: TurnFacts, policy: PolicySettings) -> bool:
 def fold_mood(mood: Mood, turn: TurnFacts, policy: PolicySettings) -> Mood:
     """A copy of `mood` with this customer message (and the bot's answer, if any) in it."""
     mood = Mood.from_dict(mood.to_dict(), mood.settings)
-    mood.add_customer_message(turn.text, felt_score(turn.text, turn.entity_spans, turn.sentiment))
+    # The entity spans tell the Mood which words are values the customer gives (a name,
+    # a date): giving or correcting one is no correction of the bot.
+    felt = felt_score(turn.text, turn.entity_spans, turn.sentiment)
+    mood.add_customer_message(turn.text, felt, turn.entity_spans)
     if turn.bot_answered:
         # With the bot's words the Mood also sees a question asked again (a form re-ask).
         said = " ".join(turn.bot_texts) or None

@@ -15,8 +15,13 @@ as data to ``sentiment/data/frustration_weights.yaml`` with the command, date, d
 and cross-validated AUC.
 
 USS has no fallbacks; a SYSTEM turn that says it could not help ("sorry", "there are no
-...", "I don't have that information") is fed as a fallback, the closest thing the data
-has. Components that are (almost) never active in USS (e.g. threats, profanity) cannot be
+...", "I don't have that information", "it does not offer ...", "not available") is fed as
+a fallback, the closest thing the data has. The SYSTEM turn's text goes with it, so the
+Mood can judge an off-topic reply; with the bundled sentence encoder installed
+(:mod:`sentiment.meaning`) every turn is encoded once in batches (cached under var/cache
+like the sentiment scores) and the replay looks the vectors up.
+
+Components that are (almost) never active in USS (e.g. threats, profanity) cannot be
 fitted there: they keep a documented prior weight (``PRIORS``), marked ``fitted: false``.
 A fitted component whose coefficient comes out negative is refitted without it (weight 0):
 each component is a frustration signal, so its contribution must never lower the index.
@@ -46,6 +51,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "data" / WEIGHTS_FILE
 CACHE = PROJECT_ROOT / "var" / "cache"
 USS_FILES: tuple[str, ...] = ("MWOZ.txt", "ReDial.txt", "CCPE.txt")
+MIN_CACHED_TEXTS = 1000  # fewer texts are encoded again each time, not cached
 # A component is fitted only if it is clearly on (>= 0.5; levels fade turn by turn) on at
 # least this many dissatisfied user turns (about 10+ events per coefficient, and USS
 # rarely shows threats, swearing or shouting: those keep their prior).
@@ -56,14 +62,18 @@ MIN_SUPPORT = 30
 PRIORS: dict[str, float] = {
     "message": 1.0, "negativity": 2.25, "trend": 1.0, "repetition": 1.5, "fallbacks": 1.75,
     "reasks": 1.5, "caps": 0.75, "punctuation": 0.5, "profanity": 1.25, "threat": 2.25,
-    "waiting": 1.0, "impatience": 1.75,
+    "waiting": 1.0, "impatience": 1.75, "correction": 1.0, "off_topic": 0.0,
+    "bot_failed": 1.0,
 }  # fmt: skip
 # A SYSTEM turn that admits it could not help: the USS stand-in for a bot fallback.
 _BOT_FAILED = re.compile(
     r"\b(sorry|unfortunately|regretfully|i'?m afraid|apolog\w*|there (are|is) no|"
     r"no (results?|matches|match|availability|information)|nothing (matches|available)|"
     r"(couldn'?t|could not|can'?t|cannot|unable to) (find|book|locate|help)|"
-    r"don'?t (understand|have (that|any|this))|not sure what you mean|no idea)\b",
+    r"don'?t (understand|have (that|any|this))|not sure what you mean|no idea|"
+    r"not available|unavailable|fully booked|(was|were|is) unsuccessful|"
+    r"do(es)?n'?t (offer|have)|do(es)? not (offer|have)|no \w+ (match|matches|available|meet)|"
+    r"none (of|that))\b",
     re.I,
 )
 
@@ -164,6 +174,36 @@ def score_texts(texts: list[str], model: str | None, progress: bool = True) -> l
     return scores
 
 
+def preload_meaning(texts: Sequence[str]) -> bool:
+    """Encode every turn's text once, in batches (cached under var/cache), so that the
+    Mood's meaning checks during the replay are look-ups. False without the encoder."""
+    from sentiment.meaning import default_encoder
+    from sentiment.mood import _normalise
+
+    encoder = default_encoder()
+    if encoder is None:
+        say("sentence encoder: not available; repeats by word overlap, off_topic 0")
+        return False
+    import numpy as np
+
+    norms = sorted({_normalise(t) for t in texts} - {""})
+    digest = hashlib.sha256(("\n".join(norms)).encode()).hexdigest()[:12]
+    cache = CACHE / f"uss-meaning-minilm-{digest}.npy"
+    if cache.is_file():
+        say(f"sentence vectors: cached ({cache})")
+        vectors = np.load(cache).astype(np.float32)
+    else:
+        say(f"encoding {len(norms)} texts with the sentence encoder")
+        # float16 as stored, so that a run from the cache gives the same figures.
+        vectors = encoder.encode(norms, batch_size=128).astype(np.float16)
+        if len(norms) >= MIN_CACHED_TEXTS:  # the USS files, not a test's few lines
+            CACHE.mkdir(parents=True, exist_ok=True)
+            np.save(cache, vectors)
+        vectors = vectors.astype(np.float32)
+    encoder.preload(dict(zip(norms, vectors, strict=True)))
+    return True
+
+
 def replay(
     files: Sequence[Path], scores: Sequence[float] | None = None, model: str | None = None
 ) -> Rows:
@@ -173,6 +213,7 @@ def replay(
     say(f"read {sum(len(ds) for _, ds in per_file)} dialogues, {len(texts)} user turns")
     if scores is None:
         scores = score_texts(texts, model)
+    preload_meaning([t.text for _, ds in per_file for d in ds for t in d])
     rows = Rows([], [], [], [], [], [], 0)
     k = 0
     for path, dialogues in per_file:

@@ -1,13 +1,21 @@
 """`Mood`: conversation-level frustration tracking, fed one event at a time.
 
-The gateway calls ``add_customer_message(text, scores)`` for every customer message
-(``scores`` from :class:`sentiment.analyzer.Analyzer`) and ``add_bot_event("fallback")``
-/ ``add_bot_event("reask")`` / ``add_bot_event("answer")`` for the bot's replies.
+The gateway calls ``add_customer_message(text, scores, spans)`` for every customer message
+(``scores`` from :class:`sentiment.analyzer.Analyzer`, ``spans`` the NLU entities' offsets)
+and ``add_bot_event("fallback")`` / ``add_bot_event("reask")`` /
+``add_bot_event("answer")`` with the bot's text for the bot's replies.
 
 Each component (sentiment level and trend, repeats, fallbacks, form re-asks, caps, "???",
-profanity, threats, waiting, impatience) has a raw value in [0, 1]. ``frustration`` is a
-calibrated probability: a logistic model over the components whose weights were fitted on
-rated dialogues (``python -m sentiment.fit_frustration``, stored as data in
+profanity, threats, waiting, impatience, corrections of the bot, an off-topic bot reply)
+has a raw value in [0, 1] (the rolling mood in [-1, 1]). A bot turn that asks the customer
+something (a form question, a clarification) is a request, not an answer: it is never
+off-topic, and a short "no" after it answers it rather than corrects the bot; nor is a
+"no" or an "I meant" that gives a value (an order number, an e-mail) a correction.
+Repeats and off-topic replies are judged by meaning with the bundled sentence encoder when
+it is installed (:mod:`sentiment.meaning`); without it repeats fall back to word overlap
+and the off-topic value reads 0. ``frustration`` is a calibrated probability: a logistic
+model over the components whose weights were fitted on rated dialogues
+(``python -m sentiment.fit_frustration``, stored as data in
 ``sentiment/data/frustration_weights.yaml``). Each component's contribution (log-odds,
 weight x value) is kept so that ``explain()`` can say why. ``to_dict``/``from_dict``
 round-trip the state as JSON-safe data for per-conversation storage. No torch import here.
@@ -15,6 +23,7 @@ round-trip the state as JSON-safe data for per-conversation storage. No torch im
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import deque
@@ -29,19 +38,31 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rapidfuzz import fuzz
 
+logger = logging.getLogger(__name__)
+
 COMPONENTS: tuple[str, ...] = (
     "message", "negativity", "trend", "repetition", "fallbacks", "reasks", "caps",
     "punctuation", "profanity", "threat", "waiting", "impatience",
+    "correction", "off_topic", "bot_failed",
 )  # fmt: skip
 # Message-level signals: set by a message or bot turn, then fading turn by turn.
 _LEVELS: tuple[str, ...] = COMPONENTS[3:]
-STATE_VERSION = 2  # 2 added reasks, waiting and the bot's recent questions; 1 still loads
+# 2 added reasks, waiting and the bot's recent questions; 3 added correction, off_topic
+# and the last customer message; 4 whether the bot's last turn asked something. 1-3 load.
+STATE_VERSION = 4
+# Levels a bot turn sets (they change with the bot's turns, not with each message).
+_BOT_LEVELS = frozenset({"fallbacks", "off_topic", "bot_failed"})
+# Levels about the latest message only (reset, not faded, by the next one).
+_MESSAGE_ONLY = frozenset({"correction"})
 WEIGHTS_FILE = "frustration_weights.yaml"
 _FALLBACK_EVENTS = frozenset({"fallback", "nlu_fallback", "utter_default", "default"})
 _REASK_EVENTS = frozenset({"reask", "form_reask", "repeat_question"})
+# A caller that knows the bot asked for a form value says so; otherwise the text tells.
+_ASK_EVENTS = frozenset({"ask", "form_question", *_REASK_EVENTS})
 # Order numbers, e-mail addresses, phone numbers: data, not feelings (see carries_feeling).
 _DATA = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|[#+(]?\d[\d\s().-]*")
 _WORD = re.compile(r"[^\W\d_]{2,}")
+_QUESTION = re.compile(r"[^.?!\n]*\?")
 _THREAT_WORDING = {
     "leave": "threat to leave",
     "review": "threat of a bad review",
@@ -109,9 +130,9 @@ class MoodSettings(BaseModel):
         None, description="fitted weights passed in; default: weights_file or the package's"
     )
     weights_file: Path | None = None
-    # The index is a probability calibrated on USS (base rate 6%): 0.4 separates the labelled
+    # The index is a probability calibrated on USS (base rate 6%): 0.40 separates the labelled
     # handoff scenarios; the gateway's own threshold is handoff.yml's.
-    escalation_threshold: float = Field(0.4, ge=0, le=1)
+    escalation_threshold: float = Field(0.40, ge=0, le=1)
     ema_alpha: float = Field(0.5, gt=0, le=1, description="weight of the newest message")
     trend_window: int = Field(4, ge=2, description="customer turns in the slope")
     trend_full_slope: float = Field(
@@ -127,6 +148,21 @@ class MoodSettings(BaseModel):
     fallback_saturation: int = Field(2, ge=1, description="consecutive fallbacks = full signal")
     reask_saturation: int = Field(2, ge=1, description="bot re-asks that count as full signal")
     caps_min_letters: int = Field(6, ge=1)
+    correction_min_words: int = Field(
+        3, ge=0, description="words after a 'no' that make it more than an answer to a question"
+    )
+    meaning: bool = Field(
+        True, description="judge repeats and off-topic replies with the sentence encoder"
+    )
+    off_topic_below: float = Field(
+        0.5, gt=0, le=1, description="reply-to-message similarity below which it is off the point"
+    )
+    meaning_repeat_from: float = Field(
+        0.6, gt=0, lt=1, description="cosine to an earlier message where a rephrase starts"
+    )
+    meaning_repeat_full: float = Field(
+        0.9, gt=0, le=1, description="cosine at which it counts as the same request in full"
+    )
     explain_min_contribution: float = Field(0.1, ge=0, description="log-odds shown in reasons")
     phrases_file: Path | None = None
     profanity_file: Path | None = None
@@ -184,6 +220,11 @@ class _Lexicon:
     threats: tuple[tuple[str, str], ...]  # (phrase, group)
     stopwords: frozenset[str]
     profanity: frozenset[str]
+    corrections: tuple[str, ...] = ()
+    self_corrections: tuple[str, ...] = ()
+    correction_openers: frozenset[str] = frozenset()
+    closings: tuple[str, ...] = ()
+    routine_questions: tuple[str, ...] = ()
 
 
 def _data_text(name: str, override: Path | None) -> str:
@@ -209,6 +250,13 @@ def _lexicon(phrases_file: Path | None, profanity_file: Path | None) -> _Lexicon
         profanity=frozenset(
             w.strip().lower() for w in words if w.strip() and not w.lstrip().startswith("#")
         ),
+        corrections=tuple(_normalise(p) for p in data.get("corrections") or ()),
+        self_corrections=tuple(_normalise(p) for p in data.get("self_corrections") or ()),
+        correction_openers=frozenset(
+            _normalise(str(w)) for w in data.get("correction_openers") or ()
+        ),
+        closings=tuple(_normalise(p) for p in data.get("closings") or ()),
+        routine_questions=tuple(_normalise(p) for p in data.get("routine_questions") or ()),
     )
 
 
@@ -253,6 +301,9 @@ class Mood:
         self.ema: float | None = None
         self.scores: deque[float] = deque(maxlen=s.trend_window)
         self.recent: deque[str] = deque(maxlen=s.repeat_lookback)  # normalised texts
+        # The latest customer message, normalised, when it asks in words (for off_topic).
+        self.last_message = ""
+        self.bot_asked = False  # the bot's last turn asked the customer something
         self.bot_recent: deque[str] = deque(maxlen=s.repeat_lookback)  # the bot's questions
         self.total_repeats = 0
         self.total_reasks = 0
@@ -269,16 +320,23 @@ class Mood:
 
     # ------------------------------------------------------------------ events
 
-    def add_customer_message(self, text: str, scores: Any = None) -> float:
-        """Record a customer message and its sentiment; returns the new frustration index."""
+    def add_customer_message(
+        self, text: str, scores: Any = None, spans: Iterable[tuple[int, int]] = ()
+    ) -> float:
+        """Record a customer message and its sentiment; returns the new frustration index.
+        `spans` are the NLU entities' offsets: values the customer gives (like an order
+        number or an e-mail, which are found without them)."""
         s = self.settings
+        spans = tuple(spans)
         score = _score_of(scores)
         self.customer_turns += 1
         self.ema = score if self.ema is None else s.ema_alpha * score + (1 - s.ema_alpha) * self.ema
         self.scores.append(score)
 
         for key in _LEVELS:
-            if key != "fallbacks":  # fallbacks fade when the bot answers, not here
+            if key in _MESSAGE_ONLY:
+                self.levels[key] = 0.0
+            elif key not in _BOT_LEVELS:  # those change with the bot's turns, not here
                 self.levels[key] *= s.signal_decay
         norm = _normalise(text)
         self._signal("caps", self._caps(text), "caps")
@@ -296,18 +354,29 @@ class Mood:
             if found:
                 self._signal(key, 1.0, f"{key} ('{max(found, key=len)}')")
 
+        correction = self._correction(norm, gives_value(text, spans))
+        if correction:
+            self._signal("correction", 1.0, f"corrected the bot ('{correction}')")
+
         if self._is_repeat(tokens, self.recent):
             self.total_repeats += 1
             n = self.total_repeats
             self._bump("repetition", "repeated question" + (f" x{n}" if n > 1 else ""))
+        else:
+            self._rephrased(norm, tokens)
         if len(tokens) >= s.repeat_min_tokens:
             self.recent.append(norm)
+        # A bare value or a word or two ("10482", "thanks", "hi") asks nothing a reply
+        # could miss; the words around values are the request.
+        asks_in_words = len(_words(text, spans)) >= s.repeat_min_tokens
+        self.last_message = norm if asks_in_words else ""
         return self._updated()
 
     def add_bot_event(self, event: str, text: str | None = None) -> float:
         """Record a bot turn: "fallback" (did not understand), "reask" (asked again for a
-        form field) or anything else (answered). With the bot's ``text``, a question it
-        already asked counts as a re-ask too."""
+        form field), "ask" (asked for a form field) or anything else (answered). With the
+        bot's ``text``, a question it already asked counts as a re-ask too, and a question
+        in it makes the turn a request (not judged as off-topic)."""
         s = self.settings
         event = event.lower()
         if event in _FALLBACK_EVENTS:
@@ -320,6 +389,16 @@ class Mood:
         else:
             self.consecutive_fallbacks = 0
             self.levels["fallbacks"] *= s.signal_decay
+        # The bot's latest reply itself failed (the fallbacks level remembers earlier ones).
+        self.levels["bot_failed"] = 1.0 if event in _FALLBACK_EVENTS else 0.0
+        self.details["bot_failed"] = "the bot's last reply failed"
+        questions = self._questions(text)
+        self.bot_asked = event in _ASK_EVENTS or bool(questions)
+        # Only questions beyond a routine "anything else?" make the turn a request.
+        lex = self._lex
+        requests = [q for q in questions if not _find(_normalise(q), lex.routine_questions)]
+        asked = event in _ASK_EVENTS or bool(requests)
+        self._off_topic(None if asked else _without(text or "", questions))
         tokens = _normalise(text).split() if text and "?" in text else []
         if event in _REASK_EVENTS or self._is_repeat(tokens, self.bot_recent):
             self.total_reasks += 1
@@ -368,6 +447,77 @@ class Mood:
         long_ones = [w for w in shouted if len(w) >= 4]
         return 0.5 if any(len(w) >= 5 for w in shouted) or len(long_ones) >= 2 else 0.0
 
+    @property
+    def _encoder(self) -> Any:
+        if not self.settings.meaning:
+            return None
+        from sentiment.meaning import default_encoder
+
+        return default_encoder()
+
+    def _correction(self, norm: str, gives_value: bool) -> str:
+        """The phrase with which the customer contradicts the bot ("" if none).
+
+        "That's not what I asked" counts after any bot turn. A "no" or an "I meant" counts
+        unless it gives a value (the customer supplies or corrects their own data: "no
+        sorry, it's 10005", "oops I meant 10483"), or it is a short answer to the bot's
+        question ("no", "no, exchange"): fewer than `correction_min_words` more words."""
+        lex = self._lex
+        if any(f"{norm} ".startswith(f"{c} ") for c in lex.closings):
+            return ""
+        found = _find(norm, lex.corrections)
+        if found:
+            return max(found, key=len)
+        if gives_value:
+            return ""
+        found = _find(norm, lex.self_corrections)
+        first = norm.split(" ", 1)[0]
+        if not found and first not in lex.correction_openers:
+            return ""
+        phrase = max(found, key=len) if found else first
+        rest = f" {norm} ".replace(f" {phrase} ", " ", 1).split()
+        if self.bot_asked and len(rest) < self.settings.correction_min_words:
+            return ""
+        return phrase if found else " ".join(norm.split()[:3])
+
+    @staticmethod
+    def _questions(text: str | None) -> list[str]:
+        """The questions (of two words or more) in a bot turn's text."""
+        return [q for q in _QUESTION.findall(text or "") if len(_WORD.findall(q)) >= 2]
+
+    def _off_topic(self, text: str | None) -> None:
+        """How little the bot's answer has to do with the customer's last message: 0 when
+        the cosine of their meanings is off_topic_below or more, rising to 1 at 0
+        (unrelated); 0 without the encoder, without the bot's text (None for a request)
+        or when the customer's message asked nothing in words."""
+        encoder = self._encoder
+        reply = _normalise(text or "")
+        if encoder is None or not reply or not self.last_message:
+            self.levels["off_topic"] = 0.0
+            return
+        similarity = _similarity(encoder, self.last_message, reply)
+        if similarity is None:
+            self.levels["off_topic"] = 0.0
+            return
+        below = self.settings.off_topic_below
+        self.levels["off_topic"] = min(1.0, max(0.0, (below - similarity) / below))
+        self.details["off_topic"] = f"bot reply off the point (similarity {similarity:.2f})"
+
+    def _rephrased(self, norm: str, tokens: list[str]) -> None:
+        """A request said again in other words: the repetition level rises with the
+        meaning's closeness to an earlier message (from meaning_repeat_from to _full)."""
+        s = self.settings
+        encoder = self._encoder
+        if encoder is None or len(tokens) < s.repeat_min_tokens or not self.recent:
+            return
+        closeness = [_similarity(encoder, norm, previous) for previous in self.recent]
+        if None in closeness:
+            return
+        best = max(c for c in closeness if c is not None)
+        span = max(1e-6, s.meaning_repeat_full - s.meaning_repeat_from)
+        raw = min(1.0, max(0.0, (best - s.meaning_repeat_from) / span))
+        self._signal("repetition", raw, f"asked again in other words (similarity {best:.2f})")
+
     def _is_repeat(self, tokens: list[str], earlier: Iterable[str]) -> bool:
         s = self.settings
         if len(tokens) < s.repeat_min_tokens:
@@ -399,7 +549,7 @@ class Mood:
         # A falling score matters only if it ends below neutral ("great" -> "ok" is fine).
         falling = bool(self.scores) and self.scores[-1] < 0 and slope < 0
         return {
-            "message": -self.scores[-1] if self.scores else 0.0,
+            "message": max(0.0, -self.scores[-1]) if self.scores else 0.0,
             "negativity": -(self.ema or 0.0),
             "trend": min(1.0, -slope / s.trend_full_slope) if falling else 0.0,
             **{key: self.levels[key] for key in _LEVELS},
@@ -485,6 +635,8 @@ class Mood:
             "ema": self.ema,
             "scores": list(self.scores),
             "recent": list(self.recent),
+            "last_message": self.last_message,
+            "bot_asked": self.bot_asked,
             "bot_recent": list(self.bot_recent),
             "total_repeats": self.total_repeats,
             "total_reasks": self.total_reasks,
@@ -501,12 +653,14 @@ class Mood:
         mood = cls(settings)
         if not data:
             return mood
-        if data.get("version") not in (1, STATE_VERSION):
+        if data.get("version") not in (1, 2, 3, STATE_VERSION):
             raise ValueError(f"unsupported Mood state version {data.get('version')!r}")
         mood.customer_turns = int(data["customer_turns"])
         mood.ema = None if data["ema"] is None else float(data["ema"])
         mood.scores.extend(float(x) for x in data["scores"])
         mood.recent.extend(str(x) for x in data["recent"])
+        mood.last_message = str(data.get("last_message", ""))
+        mood.bot_asked = bool(data.get("bot_asked", False))
         mood.bot_recent.extend(str(x) for x in data.get("bot_recent", ()))
         mood.total_repeats = int(data["total_repeats"])
         mood.total_reasks = int(data.get("total_reasks", 0))
@@ -527,6 +681,32 @@ def carries_feeling(text: str, spans: Iterable[tuple[int, int]] = ()) -> bool:
     message, but an order number or an e-mail address says nothing about how the
     customer feels, so a Mood should not count it.
     """
+    return len(_words(text, spans)) >= 2
+
+
+def gives_value(text: str, spans: Iterable[tuple[int, int]] = ()) -> bool:
+    """Whether a message gives a value: an NLU entity, or digits / an e-mail address."""
+    return any(True for _ in spans) or _DATA.search(text) is not None
+
+
+def _words(text: str, spans: Iterable[tuple[int, int]] = ()) -> list[str]:
+    """The words of a message besides its values (entity spans, numbers, e-mails)."""
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + " " + text[end:]
-    return len(_WORD.findall(_DATA.sub(" ", text))) >= 2
+    return _WORD.findall(_DATA.sub(" ", text))
+
+
+def _without(text: str, parts: Iterable[str]) -> str:
+    for part in parts:
+        text = text.replace(part, " ")
+    return text
+
+
+def _similarity(encoder: Any, a: str, b: str) -> float | None:
+    """The encoder's cosine, or None when it fails: a broken encoder never breaks a turn
+    (the Mood then judges by words, as without it)."""
+    try:
+        return float(encoder.similarity(a, b))
+    except Exception:
+        logger.exception("the sentence encoder failed; judging repeats by words")
+        return None

@@ -83,9 +83,13 @@ class SentimentBatcher:
         return self._analyzer
 
     async def warm_up(self) -> None:
-        """Load the model before the first customer waits for it."""
+        """Load the models before the first customer waits for them: the sentiment model,
+        and the sentence encoder the Mood uses for rephrased requests and off-topic replies
+        (it would otherwise load inside the first turn's step, on the event loop)."""
+        loop = asyncio.get_running_loop()
         if self.enabled:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+            await loop.run_in_executor(self._executor, self._load)
+        await loop.run_in_executor(self._executor, _load_meaning_encoder)
 
     def turn_wait_seconds(self) -> float:
         """How long a customer's turn may wait for its score once Rasa has answered.
@@ -148,3 +152,15 @@ class SentimentBatcher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_meaning_encoder() -> None:
+    from sentiment.meaning import default_encoder
+
+    encoder = default_encoder()
+    if encoder is None:
+        return
+    try:
+        encoder.load()
+    except Exception:  # the Mood then judges repeats by words; the chat goes on
+        logger.exception("the sentence encoder could not load")

@@ -153,3 +153,26 @@ def test_browsing_different_products_is_not_the_same_question() -> None:
     outcomes = run([TurnFacts(t, "ask_shipping", 0.9, bot_texts=[b]) for t, b in asked_again])
     assert [o.state.intent_streak for o in outcomes] == [1, 2, 3]
     assert outcomes[2].decision.escalate
+
+
+def test_correcting_ones_own_order_number_in_the_form_stays_with_the_bot() -> None:
+    # The gateway's words: the customer gives an order number, the form asks for the
+    # e-mail, the customer corrects the number (an order_number entity) and the form
+    # takes it and asks again.
+    asked = "Thanks. What e-mail address did you use for the order?"
+    outcomes = run(
+        [
+            TurnFacts("where is my order 10482", "order_status", 0.95, entity_spans=[(18, 23)],
+                      sentiment=0.0, bot_texts=[asked]),
+            TurnFacts("no sorry, it's 10005", "inform", 0.9, entity_spans=[(15, 20)],
+                      sentiment=-0.3, bot_texts=[asked]),
+            TurnFacts("jane.doe@example.com", "inform", 0.9, sentiment=0.0,
+                      bot_texts=["Order #10005 was delivered on Monday."]),
+        ]
+    )  # fmt: skip
+    assert not any(o.decision.escalate for o in outcomes)
+    features = outcomes[1].mood.features()
+    assert features["correction"] == 0.0 and features["off_topic"] == 0.0
+    # Well under the threshold (the form asking for the e-mail again is a re-ask).
+    threshold = POLICY.triggers.frustration.threshold
+    assert outcomes[1].mood.frustration < threshold / 2, outcomes[1].mood.explain()

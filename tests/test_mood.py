@@ -14,6 +14,7 @@ from sentiment_fixtures import trained_model_path
 from sentiment.fit_frustration import bot_event, dissatisfied, fit, read_uss, replay
 from sentiment.mood import (
     COMPONENTS,
+    STATE_VERSION,
     FrustrationModel,
     Mood,
     MoodSettings,
@@ -55,8 +56,11 @@ def test_frustration_rises_and_escalates() -> None:
     assert mood.should_escalate
     text = mood.explain()
     assert re.match(r"^frustration \d\.\d\d: ", text)
-    for reason in ("2 fallbacks", "repeated question", "impatience", "negative trend"):
+    for reason in ("2 fallbacks", "repeated question", "impatience", "the bot's last reply failed"):
         assert reason in text
+    # The trend is still measured and listed, whatever weight the fit gave it (0 since the
+    # correction / off-topic / bot-failed components, which carry what it did on USS).
+    assert dict((n, v) for n, v, _ in mood.contributions())["trend"] > 0
     # Every reason carries its contribution in log-odds, largest first.
     shown = [float(x) for x in re.findall(r"\(([+-]\d+\.\d)\)", text)]
     assert shown and shown == sorted(shown, reverse=True)
@@ -74,7 +78,8 @@ def test_calm_conversation_stays_calm() -> None:
 
 def test_one_polite_complaint_does_not_escalate() -> None:
     mood, _ = play([("My parcel arrived damaged, could you help me return it?", -0.7, "answer")])
-    assert 0.1 < mood.frustration < mood.settings.escalation_threshold
+    # It registers (well above a calm chat's ~0.02) without reaching the threshold.
+    assert 0.05 < mood.frustration < mood.settings.escalation_threshold
     assert "negative message" in mood.explain()
 
 
@@ -187,7 +192,7 @@ def test_old_stored_state_still_loads() -> None:
     assert "2 fallbacks" in mood.explain()
     assert mood.peak == pytest.approx(mood.frustration)  # re-expressed on the fitted scale
     mood.add_customer_message("where is my order 10482??", -0.8)
-    assert mood.to_dict()["version"] == 2
+    assert mood.to_dict()["version"] == STATE_VERSION
 
 
 def test_form_reasks_count() -> None:
@@ -352,3 +357,272 @@ def test_fit_is_non_negative_and_keeps_priors_for_rare_components() -> None:
     assert result.coef["message"] / result.scale["message"] == pytest.approx(2.0, rel=0.3)
     assert not result.fitted["threat"] and result.coef["threat"] > 0  # prior kept
     assert all(v >= 0 for v in result.coef.values())
+
+
+# --------------------------------------------------------------------------- new signals
+
+
+class FakeEncoder:
+    """Stands in for sentiment.meaning's encoder: a fixed similarity per pair of texts."""
+
+    def __init__(self, pairs: dict[frozenset[str], float], default: float = 0.0) -> None:
+        self.pairs, self.default = pairs, default
+
+    def similarity(self, a: str, b: str) -> float:
+        return 1.0 if a == b else self.pairs.get(frozenset((a, b)), self.default)
+
+
+@pytest.fixture
+def fake_encoder(monkeypatch: pytest.MonkeyPatch):
+    def install(pairs: dict[frozenset[str], float], default: float = 0.0) -> FakeEncoder:
+        encoder = FakeEncoder(pairs, default)
+        monkeypatch.setattr("sentiment.meaning.default_encoder", lambda: encoder)
+        return encoder
+
+    return install
+
+
+def test_correction_counts_a_no_or_a_correction_but_not_a_polite_closing(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    for text in ("No, I said the blue one", "nope, not that one", "That's not my order",
+                 "no", "I meant the linen shirt"):  # fmt: skip
+        mood = Mood()
+        mood.add_customer_message(text, 0.0)
+        assert mood.features()["correction"] == 1.0, text
+        assert "corrected the bot" in mood.explain()
+    polite = ("No thanks, that's all", "No, that will be all. Goodbye!", "no problem")
+    for text in (*polite, "Where is my order?", "Is the blue one in stock?", "It's wrong"):
+        mood = Mood()
+        mood.add_customer_message(text, 0.0)
+        assert mood.features()["correction"] == 0.0, text
+    # It describes the latest message only: the next message resets it.
+    mood = Mood()
+    mood.add_customer_message("No, I said size M", -0.2)
+    mood.add_bot_event("answer", "Here is the shirt in size M.")
+    before = mood.frustration
+    mood.add_customer_message("Great, thanks", 0.5)
+    assert mood.features()["correction"] == 0.0 and mood.frustration < before
+
+
+def test_correction_raises_the_index(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    plain, corrected = Mood(), Mood()
+    plain.add_customer_message("I want the blue one", -0.1)
+    corrected.add_customer_message("No, I want the blue one", -0.1)
+    assert corrected.frustration > plain.frustration
+    assert dict((n, c) for n, _, c in corrected.contributions())["correction"] > 0
+
+
+def test_bot_failed_is_the_latest_bot_turn(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    mood = Mood()
+    mood.add_customer_message("Do you have the linen shirt in petite?", 0.0)
+    calm = mood.frustration
+    mood.add_bot_event("fallback")
+    assert mood.features()["bot_failed"] == 1.0 and mood.frustration > calm
+    mood.add_customer_message("petite linen shirt", 0.0)
+    assert mood.features()["bot_failed"] == 1.0  # until the bot replies again
+    mood.add_bot_event("answer", "Yes, the linen shirt comes in petite sizes.")
+    assert mood.features()["bot_failed"] == 0.0
+    assert mood.features()["fallbacks"] > 0  # the fallbacks level still remembers it
+
+
+def test_off_topic_reply_by_meaning(fake_encoder) -> None:
+    question, on, off = "where is my parcel", "your parcel is with dhl", "we sell gift cards"
+    fake_encoder({frozenset((question, on)): 0.7, frozenset((question, off)): 0.05})
+    good, bad = Mood(), Mood()
+    for mood, reply in ((good, "Your parcel is with DHL"), (bad, "We sell gift cards!")):
+        mood.add_customer_message("Where is my parcel?", -0.1)
+        mood.add_bot_event("answer", reply)
+    assert good.features()["off_topic"] == 0.0  # similarity 0.7: on the point
+    assert bad.features()["off_topic"] == pytest.approx(0.9)  # (0.5 - 0.05) / 0.5
+    assert bad.frustration > good.frustration
+    assert "off the point" in bad.snapshot()["components"][COMPONENTS.index("off_topic")]["detail"]
+    # No bot text, or the encoder switched off: the value reads 0 (the fallback).
+    bad.add_bot_event("fallback")
+    assert bad.features()["off_topic"] == 0.0
+    off_mood = Mood(MoodSettings(meaning=False))
+    off_mood.add_customer_message("Where is my parcel?", -0.1)
+    off_mood.add_bot_event("answer", "We sell gift cards!")
+    assert off_mood.features()["off_topic"] == 0.0
+
+
+def test_rephrased_request_counts_as_repetition_by_meaning(fake_encoder) -> None:
+    first, again = "can i send it back for free", "are returns without charge"
+    fake_encoder({frozenset((first, again)): 0.84})
+    mood = Mood()
+    mood.add_customer_message("Can I send it back for free?", 0.0)
+    mood.add_bot_event("answer", "Our store opens at 9.")
+    mood.add_customer_message("Are returns without charge?", 0.0)
+    assert mood.features()["repetition"] == pytest.approx(0.8)  # (0.84 - 0.6) / 0.3
+    assert "in other words" in mood.explain()
+    # Without the encoder the same two messages share no words: no repetition.
+    plain = Mood(MoodSettings(meaning=False))
+    plain.add_customer_message("Can I send it back for free?", 0.0)
+    plain.add_customer_message("Are returns without charge?", 0.0)
+    assert plain.features()["repetition"] == 0.0
+
+
+def test_message_component_counts_negative_feeling_only(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    happy, neutral = Mood(), Mood()
+    happy.add_customer_message("Lovely, thank you!", 0.9)
+    neutral.add_customer_message("ok", 0.0)
+    assert happy.features()["message"] == 0.0 and neutral.features()["message"] == 0.0
+    sad = Mood()
+    sad.add_customer_message("This is awful", -0.8)
+    assert sad.features()["message"] == pytest.approx(0.8)
+
+
+def test_meaning_encoder_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiment import meaning
+
+    monkeypatch.setenv("TANDEM_MEANING", "off")
+    assert not meaning.available()
+
+
+def test_version_2_state_loads(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    mood = Mood()
+    mood.add_customer_message("Where is my order?", -0.3)
+    state = mood.to_dict()
+    state["version"] = 2
+    del state["last_message"]
+    restored = Mood.from_dict(state)
+    assert restored.levels["correction"] == 0.0 and restored.last_message == ""
+    assert restored.peak == pytest.approx(restored.frustration)
+
+
+def test_the_bundled_encoder_reads_meaning() -> None:
+    from sentiment import meaning
+
+    if not meaning.available():
+        pytest.skip("sentence encoder not installed here (the Mood falls back to word overlap)")
+    encoder = meaning.MeaningEncoder()
+    same = encoder.similarity("can i send it back for free", "are returns free of charge")
+    other = encoder.similarity("can i send it back for free", "what colours does the scarf come in")
+    assert same > other + 0.2
+    assert encoder.similarity("where is my parcel", "where is my parcel") == pytest.approx(1.0)
+
+
+def test_a_failing_encoder_never_breaks_a_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def similarity(self, a: str, b: str) -> float:
+            raise RuntimeError("weights unreadable")
+
+    monkeypatch.setattr(Mood, "_encoder", property(lambda self: Broken()))
+    mood = Mood()
+    mood.add_customer_message("where is my order, it has been two weeks", -0.4)
+    mood.add_bot_event("answer", text="Our shop opens at 9 am.")
+    mood.add_customer_message("where is my order, it has been two weeks now", -0.5)
+    assert mood.features()["off_topic"] == 0.0
+    assert 0.0 <= mood.frustration <= 1.0
+
+
+# --------------------------------------------------------------------------- form answers
+
+ASK_NUMBER = "Could you give me your order number? It has five digits, for example 12345."
+ASK_EMAIL = "Thanks. What e-mail address did you use for the order?"
+
+
+@pytest.mark.parametrize(
+    ("asked", "answer"),
+    [
+        (ASK_EMAIL, "no sorry, it's 10005"),
+        (ASK_EMAIL, "oops I meant 10483"),
+        (ASK_EMAIL, "no, my email is jane.doe@example.com"),
+        (ASK_NUMBER, "nope 10482"),
+        ("Would you like a refund, or an exchange?", "no, exchange"),
+        ("Are you sure you want to cancel this order?", "no"),
+    ],
+)
+def test_supplying_or_correcting_ones_own_value_in_a_form_is_no_correction(
+    fake_encoder, asked: str, answer: str
+) -> None:
+    fake_encoder({}, default=0.0)  # every reply as far from the message as can be
+    # Against the same exchange with a bare value: the wording adds nothing.
+    plain, corrected = Mood(), Mood()
+    for mood, said in ((plain, "10005"), (corrected, answer)):
+        mood.add_customer_message("where is my order 10482", 0.0)
+        mood.add_bot_event("answer", asked)
+        mood.add_customer_message(said, 0.0)
+        mood.add_bot_event("answer", ASK_EMAIL)
+    assert corrected.features()["correction"] == 0.0, answer
+    assert corrected.features()["off_topic"] == 0.0, answer
+    assert corrected.frustration == pytest.approx(plain.frustration), corrected.explain()
+
+
+def test_a_value_is_no_correction_even_without_a_bot_question(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    mood = Mood()
+    mood.add_customer_message("where is my order", 0.0)
+    mood.add_bot_event("answer", "Your order #10482 was delivered on Monday.")
+    mood.add_customer_message("no, I meant 10483", 0.0)
+    assert mood.features()["correction"] == 0.0
+    named = Mood()  # an NLU entity (a name) is a value too
+    named.add_customer_message("no, Jane Doe", 0.0, spans=[(4, 12)])
+    assert named.features()["correction"] == 0.0
+
+
+def test_a_bot_form_question_or_greeting_is_not_off_topic(fake_encoder) -> None:
+    fake_encoder({}, default=0.0)
+    for message, reply in [
+        ("where is my parcel please", ASK_NUMBER),
+        ("where is my order 10482", ASK_EMAIL),
+        ("i want to book an appointment", "What day would you like to come in?"),
+        ("hi there", "Hi! I'm the shop's assistant. How can I help you today?"),
+        ("thanks", "You're welcome!"),
+        ("10482", "Your order #10482 was shipped with DHL on Monday."),  # a bare value
+    ]:
+        mood = Mood()
+        mood.add_customer_message(message, 0.0)
+        mood.add_bot_event("answer", reply)
+        assert mood.features()["off_topic"] == 0.0, (message, reply)
+    # A caller that knows the bot asked for a form field says so, whatever the text.
+    mood = Mood()
+    mood.add_customer_message("where is my parcel please", 0.0)
+    mood.add_bot_event("ask", "Your order number, please.")
+    assert mood.features()["off_topic"] == 0.0
+
+
+def test_an_off_point_answer_counts_even_with_a_routine_question_after_it(fake_encoder) -> None:
+    fake_encoder({}, default=0.0)
+    mood = Mood()
+    mood.add_customer_message("how do i return my shoes", -0.1)
+    mood.add_bot_event("answer", "We sell gift cards from $25. Anything else I can help with?")
+    assert mood.features()["off_topic"] == 1.0
+    assert "off the point" in mood.explain()
+
+
+@pytest.mark.parametrize(
+    "contradiction",
+    ["no that's not what I asked", "that's wrong", "you misunderstood me", "I didn't say that"],
+)
+def test_a_real_contradiction_of_the_bot_still_counts(fake_encoder, contradiction: str) -> None:
+    fake_encoder({}, default=0.5)
+    # After an answer, and after a form the bot started by mistake.
+    for reply in ("Our shop opens at 9 am.", ASK_NUMBER):
+        calm, mood = Mood(), Mood()
+        for m in (calm, mood):
+            m.add_customer_message("how do returns work", 0.0)
+            m.add_bot_event("answer", reply)
+        calm.add_customer_message("ok and how long does it take", 0.0)
+        mood.add_customer_message(contradiction, 0.0)
+        assert mood.features()["correction"] == 1.0, (contradiction, reply)
+        assert mood.frustration > calm.frustration
+        assert "corrected the bot" in mood.explain()
+
+
+def test_version_3_state_loads_without_the_bot_question(fake_encoder) -> None:
+    fake_encoder({}, default=0.5)
+    mood = Mood()
+    mood.add_customer_message("where is my order", 0.0)
+    mood.add_bot_event("answer", ASK_NUMBER)
+    state = mood.to_dict()
+    assert state["bot_asked"] is True
+    state["version"] = 3
+    del state["bot_asked"]
+    restored = Mood.from_dict(state)
+    assert restored.bot_asked is False
+    restored.add_customer_message("I meant the linen shirt", 0.0)
+    assert restored.features()["correction"] == 1.0
