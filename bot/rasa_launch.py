@@ -17,8 +17,14 @@ def main() -> None:
         sys.exit("RASA_AUTH_TOKEN is not set: Rasa's HTTP API would be open to anyone.")
     from rasa.__main__ import main as rasa_main
 
-    sys.argv = ["rasa", "run", *sys.argv[1:], "--auth-token", token]
+    sys.argv = rasa_argv(sys.argv[1:], token)
     rasa_main()
+
+
+def rasa_argv(arguments: list[str], token: str) -> list[str]:
+    """`rasa run` with the token; `=` keeps a token that starts with "-" (URL-safe
+    base64 does, one time in 64) from being read as an option."""
+    return ["rasa", "run", *arguments, f"--auth-token={token}"]
 
 
 if __name__ == "__main__":

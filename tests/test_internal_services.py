@@ -4,9 +4,11 @@ value (generated into the state directory, owner-only)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -259,3 +261,31 @@ def test_action_server_requires_the_token_and_listens_on_loopback(
     )
     assert response.status_code == 200
     assert "#10001" not in response.text and "#10002" not in response.text
+
+
+@pytest.mark.parametrize("token", ["-starts-with-a-dash", "plain_token_123", "--double"])
+def test_rasa_reads_the_whole_token_whatever_its_first_character(token: str) -> None:
+    """A generated token began with "-" and `rasa run --auth-token -X...` refused to start
+    (CI, stop 16): Rasa's own argument parser must read every token as the token."""
+    from tandem.rasa_model import rasa_executable
+
+    python = rasa_executable().with_name("python")
+    program = (
+        "import argparse, json, sys\n"
+        "from rasa.cli import run\n"
+        "sys.path.insert(0, '.')\n"
+        "from bot.rasa_launch import rasa_argv\n"
+        "parser = argparse.ArgumentParser()\n"
+        "run.add_subparser(parser.add_subparsers(), parents=[])\n"
+        "args = parser.parse_args(rasa_argv(['--enable-api', '--port', '5005'], sys.argv[1])[1:])\n"
+        "print(json.dumps({'token': args.auth_token, 'port': args.port}))\n"
+    )
+    result = subprocess.run(
+        [str(python), "-c", program, token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"token": token, "port": 5005}
