@@ -276,7 +276,9 @@ class ChurnTrigger(_Strict):
             "close my account", "delete my account", "cancel my account", "cancel everything",
             "take my business elsewhere", "taking my business elsewhere", "shop elsewhere",
             "shop somewhere else", "buy it elsewhere", "buy it somewhere else",
-            "never shop here again", "never ordering again", "never order again",
+            "just buy it at", "just buy it from", "buy it from someone else",
+            "get it elsewhere", "get it somewhere else", "never shop here again",
+            "never ordering again", "never order again",
             "never buying from you", "last time i order", "last time i buy",
             "done with this store", "done with you", "i'm done with", "im done with",
             "lost a customer", "losing a customer", "go to a competitor",
@@ -298,13 +300,14 @@ class StuckTrigger(_Strict):
     """The conversation goes round in circles: hand over before the customer gives up.
 
     Stuck when the bot says (nearly) the same thing again while the customer answers or
-    repeats themselves (a form failing on the same slot), or after `pings` messages in a
-    row that only ask whether anyone is there.
+    repeats themselves (a form failing on the same slot), when the customer says the bot
+    is not answering, or after `pings` messages in a row that only ask whether anyone is
+    there.
     """
 
     enabled: bool = True
-    # The forms offer a person themselves at the second failure (offer, then escalate).
-    bot_repeats: int = Field(3, ge=1, description="bot re-asks or failures in a row")
+    # The same slot failing twice is stuck: the customer gets a person, not a third ask.
+    bot_repeats: int = Field(2, ge=1, description="bot re-asks or failures in a row")
     similarity: int = Field(80, ge=50, le=100, description="how alike counts as the same (0-100)")
     # A bot reply saying an answer did not work (a form slot failing): generic English.
     failure_phrases: list[str] = Field(
@@ -314,6 +317,17 @@ class StuckTrigger(_Strict):
             "didn't match", "not valid", "isn't valid", "invalid", "try again",
             "didn't get that", "did not get that", "didn't understand", "not sure i understand",
             "please check", "could you check",
+        ]
+    )
+    # The customer says the bot keeps giving the same answer or does not answer: stuck
+    # at once, whatever the counts (the bot's replies may differ in words).
+    unanswered_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "same message", "same answer", "same reply", "you already said that",
+            "you keep saying", "repeating yourself", "not answering my question",
+            "not answering the question", "still not answering", "you're not answering",
+            "youre not answering", "didn't answer my question", "didnt answer my question",
+            "doesn't answer my question", "doesnt answer my question", "that doesn't answer",
         ]
     )
     pings: int = Field(2, ge=1, description="'hello?' / 'anyone there?' messages in a row")
@@ -684,6 +698,9 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
         times = signals.bot_repeats
         said = f"going round in circles (the bot re-asked or failed {times} times in a row)"
         fire("stuck", stuck.priority, Reason("stuck", said, times, stuck.bot_repeats))
+    elif stuck.enabled and (unanswered := phrase_hits(signals.text, stuck.unanswered_phrases)):
+        said = f"says the bot is not answering ('{unanswered[0]}')"
+        fire("stuck", stuck.priority, Reason("unanswered", said, unanswered[0]))
     elif stuck.enabled and signals.pings >= stuck.pings:
         said = f"asked whether anyone is there {signals.pings} times in a row"
         fire("stuck", stuck.priority, Reason("waiting", said, signals.pings, stuck.pings))

@@ -108,6 +108,30 @@ def _last_question(text: str) -> str:
     return question if len(question.split()) >= 4 else ""
 
 
+# Share of what a bot reply asks for that its earlier replies already asked for: a re-ask.
+REASK_OVERLAP = 0.5
+
+
+def _asked_words(text: str) -> set[str]:
+    """What a bot reply asks for: its content words, plurals folded ("numbers", "digits")."""
+    return {w[:-1] if w.endswith("s") else w for w in content_words(text)}
+
+
+def asks_again(bot_text: str, earlier: Sequence[str], similarity: int) -> bool:
+    """The bot asks for what one of its last replies asked for: the same question in other
+    words ("Could you give me the 5-digit order number?" after "Order numbers have 5
+    digits"), or a request without a question mark ("Please give me your booking
+    reference")."""
+    question = _last_question(bot_text)
+    asked = _asked_words(question or bot_text)
+    for previous in earlier:
+        if question and fuzz.token_set_ratio(question, _last_question(previous)) >= similarity:
+            return True
+        if asked and len(asked & _asked_words(previous)) / len(asked) >= REASK_OVERLAP:
+            return True
+    return False
+
+
 def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s'$.,?-]", " ", text.lower()).split())[:300]
 
@@ -171,12 +195,8 @@ def decide_turn(
     if turn.bot_answered and bot_text:
         failed = bool(phrase_hits(bot_text, stuck.failure_phrases))
         answered_form = intent in ANSWER_INTENTS or fallback
-        # The customer answered and the bot asked its question again (in other words).
-        question = _last_question(bot_text)
-        reasked = answered_form and any(
-            fuzz.token_set_ratio(question, _last_question(previous)) >= stuck.similarity
-            for previous in state.recent_bot[:1]
-        )
+        # The customer answered and the bot asked for the same thing again (in other words).
+        reasked = answered_form and asks_again(bot_text, state.recent_bot, stuck.similarity)
         going_round = failed or same_reply or reasked
         answering = answered_form or intent == state.last_intent
         state.bot_repeats = state.bot_repeats + 1 if answering and going_round else 0

@@ -406,6 +406,37 @@ def test_an_angry_customer_escalates_on_sentiment(gw: Gateway) -> None:
     assert escalation.actor == "policy"
 
 
+@pytest.mark.parametrize("staff_online", [True, False], ids=["queued", "offline_form"])
+def test_the_turn_that_hands_off_asks_one_question(gw: Gateway, staff_online: bool) -> None:
+    """The bot's form question ("Could you give me your order number?") and the desk's
+    (the offline form's name, or the queue) in one reply left the customer two questions
+    (make run, stop 16). The bot's question is kept for staff as an internal note."""
+    if staff_online:
+        online(gw, staff_login(gw.engine, "ann@shop.example"))
+    chat = gw.chat()
+    turns = 0
+    for text in [
+        "where is my order, this is ridiculous",
+        "this is terrible, WHERE IS MY ORDER???",
+        "worst shop ever, useless!!!",
+    ]:
+        turns += 1
+        turn = gw.say(chat, text)
+        if gw.state(chat) != "bot":
+            break
+    assert gw.state(chat) == ("queued" if staff_online else "offline_ticket")
+    said = " ".join(reply["text"] for reply in turn["replies"])
+    assert "order number" not in said
+    assert said.count("?") <= 1
+    if not staff_online:
+        assert "What's your name?" in said
+    shown = [m["text"] for m in gw.history(chat)]
+    withheld = [m for m in messages(gw.engine, chat) if m.payload and m.payload.get("internal")]
+    assert [m.text for m in withheld] == ["Could you give me your order number?"]
+    # Earlier turns' questions were shown; the handoff turn's went to staff only.
+    assert shown.count("Could you give me your order number?") == turns - 1
+
+
 def test_two_fallbacks_in_a_row_escalate(gw: Gateway) -> None:
     online(gw, staff_login(gw.engine, "ann@shop.example"))
     chat = gw.chat()

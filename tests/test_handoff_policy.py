@@ -408,8 +408,8 @@ def test_shouting_churn_and_pings() -> None:
     assert leaving.triggers == ["churn"]
     assert evaluate(signals(pings=2), DEFAULTS).reasons[0].code == "waiting"
     assert not evaluate(signals(pings=1), DEFAULTS).escalate
-    assert evaluate(signals(bot_repeats=3), DEFAULTS).reasons[0].code == "stuck"
-    assert not evaluate(signals(bot_repeats=2), DEFAULTS).escalate
+    assert evaluate(signals(bot_repeats=2), DEFAULTS).reasons[0].code == "stuck"
+    assert not evaluate(signals(bot_repeats=1), DEFAULTS).escalate
 
 
 def test_every_threshold_is_editable_on_the_owner_page() -> None:
@@ -422,3 +422,14 @@ def test_every_threshold_is_editable_on_the_owner_page() -> None:
         assert path in EDITABLE_BY_PATH, path
     changed = apply_changes(DEFAULTS, {"triggers.stuck.pings": 3})
     assert changed.triggers.stuck.pings == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["That's the same message. I'd like to know where my money is.",
+     "still not answering my question", "you didn't answer my question"],
+)  # fmt: skip
+def test_a_customer_saying_the_bot_does_not_answer_is_stuck(text: str) -> None:
+    decision = evaluate(signals(text=text), DEFAULTS)
+    assert decision.escalate and decision.reasons[0].code == "unanswered"
+    assert not evaluate(signals(text="is the answer the same for sale items?"), DEFAULTS).escalate

@@ -3,6 +3,8 @@ handoff, late scores. Pure: no database, no model."""
 
 from __future__ import annotations
 
+import pytest
+
 from handoff.policy import CustomerValue, PolicySettings
 from handoff.state import HandoffState
 from handoff.turn import TurnFacts, decide_turn, fold_late_score
@@ -119,14 +121,60 @@ def test_stuck_in_a_form_the_bot_failing_again_and_again_hands_over() -> None:
                       bot_texts=["I couldn't find an order with that number."]),
             TurnFacts("48213", "inform", 0.8,
                       bot_texts=["I couldn't find an order with that number."]),
-            TurnFacts("it's on my receipt!", "inform", 0.8,
-                      bot_texts=["I couldn't find an order with that number."]),
         ]
     )  # fmt: skip
-    # The form offers a person at the second failure; going round once more escalates.
-    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2, 3]
-    assert [o.decision.escalate for o in outcomes] == [False, False, False, True]
-    assert outcomes[3].decision.reasons[0].code == "stuck"
+    # The same slot failing twice: a person, not a third ask.
+    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2]
+    assert [o.decision.escalate for o in outcomes] == [False, False, True]
+    assert outcomes[2].decision.reasons[0].code == "stuck"
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        # A failure, then the same request in other words (no failure phrase).
+        ["Sure. What's your order number?",
+         "I couldn't find order MM-48213. Order numbers have 5 digits.",
+         "Could you give me the 5-digit order number?"],
+        # Asked again without a question mark.
+        ["Sure. What's your booking reference?",
+         "I need the reference, it looks like BK-1234.",
+         "Please give me your booking reference (BK-...)."],
+        # Explained, then asked in other words.
+        ["I can check. What's your order number?",
+         "It's in your confirmation e-mail. What's the order number?",
+         "Could you give me the 5-digit order number?"],
+    ],
+    ids=["failure_then_reworded", "no_question_mark", "reworded_twice"],
+)  # fmt: skip
+def test_a_form_asking_again_in_other_words_is_going_round(replies: list[str]) -> None:
+    answers = [("where is my order", "order_status"), ("MM-48213", "inform"),
+               ("i don't have it", "deny")]  # fmt: skip
+    outcomes = run(
+        [TurnFacts(text, intent, 0.9, bot_texts=[bot])
+         for (text, intent), bot in zip(answers, replies, strict=True)]
+    )  # fmt: skip
+    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2]
+    assert outcomes[2].decision.escalate and outcomes[2].decision.reasons[0].code == "stuck"
+
+
+def test_a_form_moving_on_to_its_next_question_is_not_going_round() -> None:
+    outcomes = run(
+        [
+            TurnFacts("i want to book a fitting", "book_appointment", 0.9,
+                      bot_texts=["Sure. What day would suit you?"]),
+            TurnFacts("saturday", "inform", 0.9,
+                      bot_texts=["Saturday works. What time would you like?"]),
+            TurnFacts("around 3", "inform", 0.9,
+                      bot_texts=["3 pm it is. What name should I put the booking under?"]),
+            TurnFacts("Priya Shah", "inform", 0.9,
+                      bot_texts=["And a phone number or e-mail so we can reach you?"]),
+            TurnFacts("priya@example.com", "inform", 0.9,
+                      bot_texts=["You're booked for Saturday at 3 pm, Priya."]),
+        ]
+    )  # fmt: skip
+    assert [o.state.bot_repeats for o in outcomes] == [0, 0, 0, 0, 0]
+    assert not any(o.decision.escalate for o in outcomes)
 
 
 def test_hello_anyone_there_twice_hands_over() -> None:

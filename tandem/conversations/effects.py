@@ -32,6 +32,11 @@ class Effects:
         self.to_customer.append({"type": "message", "message": view})
         return view
 
+    def unsay(self, view: dict[str, Any]) -> None:
+        """Take back a message collected for the customer before it was published."""
+        self.said.remove(view)
+        self.to_customer.remove({"type": "message", "message": view})
+
     def tell_staff(self, event: dict[str, Any]) -> None:
         self.to_staff.append({"conversation_id": self.conversation_id, **event})
 

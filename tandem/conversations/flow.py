@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,6 +379,7 @@ class ChatFlows:
             record_sentiment(customer_message, scores)
             effects = Effects(conversation_id)
             handoff_request: str | None = None
+            bot_said: list[tuple[Message, dict[str, Any]]] = []
             if answer is None:
                 customer_message.status = "bot_unavailable"
                 service.record_event(
@@ -407,7 +409,7 @@ class ChatFlows:
                     handoff_request = handoff_request or request
                     if stored is not None:
                         session.flush()
-                        effects.say(stored)
+                        bot_said.append((stored, effects.say(stored)))
             decision = decide_stored_turn(
                 session,
                 conversation,
@@ -417,6 +419,8 @@ class ChatFlows:
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
             )
+            if decision.escalate:
+                withhold_questions(effects, bot_said)
             return effects, decision, conversation_view(conversation)
 
     def _store_bot_message(
@@ -537,3 +541,24 @@ class ChatFlows:
             await asyncio.gather(*list(self._late_scores), return_exceptions=True)
 
 
+# A reply left after its question is taken off keeps at least this many words ("Sure." goes).
+_KEPT_REPLY_WORDS = 4
+
+
+def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
+    """A handoff starts this turn, and the desk asks its own question (the offline form's
+    name) or gives the queue position: the bot's question (a form's next ask) would be a
+    second one nobody will act on. The customer gets one question per turn; staff still
+    see the bot's question, as an internal note."""
+    for message, view in bot_said:
+        payload = dict(message.payload or {})
+        text = message.text.strip()
+        if "tandem" in payload or not text.endswith("?"):
+            continue
+        kept = " ".join(s.strip() for s in re.findall(r"[^.?!]*[.!](?:\s|$)", text)).strip()
+        if not payload.get("buttons") and len(kept.split()) >= _KEPT_REPLY_WORDS:
+            message.payload = {**payload, "withheld_question": text}
+            message.text = view["text"] = kept  # the view is what gets published
+        else:
+            effects.unsay(view)
+            message.payload = {**payload, "internal": True, "kind": "withheld_question"}
