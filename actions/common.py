@@ -19,7 +19,7 @@ from handoff.identity import (
     sign_conversation_identity,
     verify_conversation_identity,
 )
-from handoff.signals import HandoffSignal, IdentifiedSignal, to_custom
+from handoff.signals import PERSON_PAYLOAD, HandoffSignal, IdentifiedSignal, to_custom
 from tandem.business.profile import DEFAULT_MESSAGES, BusinessProfile, get_profile
 from tandem.business.service import BusinessService
 from tandem.config import get_settings
@@ -117,7 +117,7 @@ def identity_note(tracker: Tracker, customer_id: int) -> dict[str, Any]:
 
 
 def person_buttons() -> list[dict[str, str]]:
-    return [{"title": profile().say("talk_to_person_button"), "payload": "/request_human"}]
+    return [{"title": profile().say("talk_to_person_button"), "payload": PERSON_PAYLOAD}]
 
 
 def handoff_payload(reason: str, text: str) -> dict[str, Any]:

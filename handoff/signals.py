@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 CUSTOM_KEY = "tandem"
+# A quick-reply button with this payload offers a person (the gateway sees the offer).
+PERSON_PAYLOAD = "/request_human"
 
 
 class _Signal(BaseModel):

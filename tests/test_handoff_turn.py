@@ -158,6 +158,25 @@ def test_a_form_asking_again_in_other_words_is_going_round(replies: list[str]) -
     assert outcomes[2].decision.escalate and outcomes[2].decision.reasons[0].code == "stuck"
 
 
+def test_a_form_that_offers_a_person_itself_lets_the_customer_choose_first() -> None:
+    offer = ("I couldn't find order 48213 either. Rather than ask a third time: I can "
+             "connect you with a person from our team, or you can start again.")
+    outcomes = run(
+        [
+            TurnFacts("where is my order", "order_status", 0.9,
+                      bot_texts=["Sure, what's your order number?"]),
+            TurnFacts("MM-48213", "inform", 0.8, bot_texts=["I couldn't find order MM-48213."]),
+            TurnFacts("48213", "inform", 0.8, bot_texts=[offer], bot_offered_person=True),
+            TurnFacts("48213!!", "inform", 0.8,
+                      bot_texts=["Sorry, I didn't get that. Could you rephrase?"]),
+        ]
+    )  # fmt: skip
+    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 2, 3]
+    assert [o.decision.escalate for o in outcomes] == [False, False, False, True]
+    assert [n.code for n in outcomes[2].decision.notes] == ["offered_person"]
+    assert outcomes[3].decision.reasons[0].code == "stuck"
+
+
 def test_a_form_moving_on_to_its_next_question_is_not_going_round() -> None:
     outcomes = run(
         [

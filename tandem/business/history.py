@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from handoff.policy import Decision, PolicySettings, load_policy
-from handoff.signals import HandoffSignal, to_custom
+from handoff.signals import PERSON_PAYLOAD, HandoffSignal, to_custom
 from handoff.turn import ACTION_REASONS
 from tandem.business.models import Order, Product
 from tandem.business.profile import BusinessProfile, get_profile
@@ -392,6 +392,7 @@ class _Writer:
 
     def __post_init__(self) -> None:
         self.replies: list[str] = []
+        self.offered_person = False
         self.at = self.plan.start
         self.rng: random.Random = self.plan.rng
 
@@ -469,9 +470,10 @@ class _Writer:
             # The action's handoff signal, as the Rasa actions send it.
             payload = to_custom(HandoffSignal(reason=turn.escalate, text=reply))
         elif turn.intent in self.policy.triggers.fallbacks.intents:
-            payload["buttons"] = [{"title": "Talk to a person", "payload": "/request_human"}]
+            payload["buttons"] = [{"title": "Talk to a person", "payload": PERSON_PAYLOAD}]
         self.message("bot", reply, payload)
         self.replies = [reply]
+        self.offered_person = "buttons" in payload
         if turn.identify and self.plan.order is not None:
             service.mark_identified(
                 self.session,
@@ -496,6 +498,7 @@ class _Writer:
             self.policy,
             handoff_request=turn.escalate,
             bot_texts=self.replies,
+            bot_offered_person=self.offered_person,
         )
 
     def queue(self, decision: Decision) -> None:

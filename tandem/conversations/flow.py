@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from handoff import turn as turn_step
 from handoff.identity import rasa_identity_metadata
 from handoff.policy import Decision, PolicyError, PolicySettings, load_policy
-from handoff.signals import HandoffSignal, IdentifiedSignal, read_signal
+from handoff.signals import PERSON_PAYLOAD, HandoffSignal, IdentifiedSignal, read_signal
 from sentiment.analyzer import SentimentScores
 from tandem.bus import EventBus
 from tandem.conversations import service, transitions
@@ -396,7 +396,7 @@ class ChatFlows:
                     sender="system",
                     text=BOT_UNAVAILABLE_TEXT,
                     payload={
-                        "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]
+                        "buttons": [{"title": "Talk to a person", "payload": PERSON_PAYLOAD}]
                     },
                 )
                 session.flush()
@@ -418,6 +418,12 @@ class ChatFlows:
                 handoff_request=handoff_request,
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
+                bot_offered_person=any(
+                    button["payload"] == PERSON_PAYLOAD
+                    for view in effects.said
+                    if view["sender"] == "bot"
+                    for button in view["buttons"]
+                ),
             )
             if decision.escalate:
                 withhold_questions(effects, bot_said)
