@@ -111,6 +111,7 @@ def _last_question(text: str) -> str:
 
 # Share of what a bot reply asks for that its earlier replies already asked for: a re-ask.
 REASK_OVERLAP = 0.5
+REASK_MIN_WORDS = 2
 
 
 def _asked_words(text: str) -> set[str]:
@@ -118,19 +119,18 @@ def _asked_words(text: str) -> set[str]:
     return {w[:-1] if w.endswith("s") else w for w in content_words(text)}
 
 
-def asks_again(bot_text: str, earlier: Sequence[str], similarity: int) -> bool:
-    """The bot asks for what one of its last replies asked for: the same question in other
+def asks_again(bot_text: str, previous: str, similarity: int) -> bool:
+    """The bot asks for what its previous reply asked for: the same question in other
     words ("Could you give me the 5-digit order number?" after "Order numbers have 5
-    digits"), or a request without a question mark ("Please give me your booking
-    reference")."""
-    question = _last_question(bot_text)
+    digits"), or a request without a question mark. A form that starts again after a
+    mismatch and moves on to its next question is not asking again."""
+    question, before = _last_question(bot_text), _last_question(previous)
+    if question and before and fuzz.token_set_ratio(question, before) >= similarity:
+        return True
     asked = _asked_words(question or bot_text)
-    for previous in earlier:
-        if question and fuzz.token_set_ratio(question, _last_question(previous)) >= similarity:
-            return True
-        if asked and len(asked & _asked_words(previous)) / len(asked) >= REASK_OVERLAP:
-            return True
-    return False
+    shared = len(asked & _asked_words(before or previous))
+    # Two words at least: "order" alone is in the e-mail question and the number's.
+    return shared >= REASK_MIN_WORDS and shared / len(asked) >= REASK_OVERLAP
 
 
 def _normalise(text: str) -> str:
@@ -197,8 +197,14 @@ def decide_turn(
         failed = bool(phrase_hits(bot_text, stuck.failure_phrases))
         answered_form = intent in ANSWER_INTENTS or fallback
         # The customer answered and the bot asked for the same thing again (in other words).
-        reasked = answered_form and asks_again(bot_text, state.recent_bot, stuck.similarity)
-        going_round = failed or same_reply or reasked
+        # Compared with the previous reply only: a form that starts again after a mismatch
+        # repeats what it said two replies ago, and that is progress, not a loop.
+        previous = state.recent_bot[0] if state.recent_bot else ""
+        repeated = bool(previous) and fuzz.ratio(bot_text, previous) >= stuck.similarity
+        reasked = answered_form and bool(previous) and asks_again(
+            bot_text, previous, stuck.similarity
+        )
+        going_round = failed or repeated or reasked
         answering = answered_form or intent == state.last_intent
         state.bot_repeats = state.bot_repeats + 1 if answering and going_round else 0
         state.recent_bot = [bot_text, *state.recent_bot][:2]

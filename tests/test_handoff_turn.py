@@ -138,14 +138,14 @@ def test_stuck_in_a_form_the_bot_failing_again_and_again_hands_over() -> None:
          "Could you give me the 5-digit order number?"],
         # Asked again without a question mark.
         ["Sure. What's your booking reference?",
-         "I need the reference, it looks like BK-1234.",
+         "I need your booking reference, it looks like BK-1234.",
          "Please give me your booking reference (BK-...)."],
         # Explained, then asked in other words.
         ["I can check. What's your order number?",
          "It's in your confirmation e-mail. What's the order number?",
          "Could you give me the 5-digit order number?"],
     ],
-    ids=["failure_then_reworded", "no_question_mark", "reworded_twice"],
+    ids=["failure_then_reworded", "asked_again_without_a_question_mark", "reworded_twice"],
 )  # fmt: skip
 def test_a_form_asking_again_in_other_words_is_going_round(replies: list[str]) -> None:
     answers = [("where is my order", "order_status"), ("MM-48213", "inform"),
@@ -175,6 +175,25 @@ def test_a_form_that_offers_a_person_itself_lets_the_customer_choose_first() -> 
     assert [o.decision.escalate for o in outcomes] == [False, False, False, True]
     assert [n.code for n in outcomes[2].decision.notes] == ["offered_person"]
     assert outcomes[3].decision.reasons[0].code == "stuck"
+
+
+def test_a_form_starting_again_after_one_mismatch_is_not_stuck() -> None:
+    # The live order form's words: one wrong e-mail, then the customer gives both again.
+    outcomes = run(
+        [
+            TurnFacts("where is my order 10047", "order_status", 0.9,
+                      bot_texts=["Thanks. What e-mail address did you use for the order?"]),
+            TurnFacts("nobody@example.com", "inform", 0.9,
+                      bot_texts=["Sorry, that order number and e-mail address don't match our "
+                                 "records. Let's try again.", "What's your order number?"]),
+            TurnFacts("10047", "inform", 0.9,
+                      bot_texts=["Thanks. What e-mail address did you use for the order?"]),
+            TurnFacts("JANE@EXAMPLE.COM", "inform", 0.9,
+                      bot_texts=["Order #10047 shipped with UPS, tracking MMC-935057."]),
+        ]
+    )  # fmt: skip
+    assert not any(o.decision.escalate for o in outcomes)
+    assert outcomes[-1].state.bot_repeats == 0
 
 
 def test_a_form_moving_on_to_its_next_question_is_not_going_round() -> None:
