@@ -152,6 +152,18 @@ def failures_in_form(tracker: Tracker, tag: str) -> int:
     return count
 
 
+def slot_before_this_message(tracker: Tracker, slot: str) -> Any:
+    """A slot's value before the latest customer message filled it again (the tracker a
+    validation sees already holds the new candidate)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            seen_user = True
+        elif seen_user and event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
+
+
 class TandemFormValidation(FormValidationAction):
     """Form validation with ordered slots, counted retries and early stops."""
 

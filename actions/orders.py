@@ -20,6 +20,7 @@ from actions.common import (
     profile,
     reset_slots,
     retry_tag,
+    slot_before_this_message,
     text_of,
     verified_customer_id,
 )
@@ -80,6 +81,11 @@ class OrderFormValidation(TandemFormValidation):
         p = profile()
         if number is None:
             return self.retry(dispatcher, tracker, p.say("order_number_invalid"), "order_number")
+        if self._same_number_for_the_email(tracker, number):
+            # The same number again where the e-mail was asked (read off a receipt twice):
+            # say what is still missing, and count it as a try at the e-mail.
+            text = p.say("order_email_still_needed", number=number)
+            return self.retry(dispatcher, tracker, text, "order_email")
         with business_service() as service:
             customer_id = verified_customer_id(tracker)
             if customer_id is not None:
@@ -97,6 +103,14 @@ class OrderFormValidation(TandemFormValidation):
             if email and "order_email" not in tracker.slots_to_validate():
                 return self._check_pair(service, number, str(email), dispatcher, tracker)
         return {"order_number": number}
+
+    def _same_number_for_the_email(self, tracker: Tracker, number: str) -> bool:
+        if not self.is_requested(tracker, "order_email"):
+            return False
+        given = tracker.slots_to_validate().get("order_email")
+        if given is not None and normalise_email(text_of(given)) is not None:
+            return False  # the e-mail came with it
+        return number == slot_before_this_message(tracker, "order_number")
 
     def validate_order_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -591,6 +591,8 @@
   }
 
   function senderLabel(message) {
+    // A bot question held back when the conversation was handed to a person.
+    if (message.internal && message.sender === "bot") return "Bot · not sent (handed off)";
     if (message.internal) return "Internal note · " + (message.staff_name || "staff");
     switch (message.sender) {
       case "customer": return "Customer";

@@ -198,6 +198,10 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "order_number_invalid": "An order number has five digits, like 10482. Could you check it?",
     "order_not_found": "I couldn't find an order with the number {number}. Could you check it?",
     "email_invalid": "That doesn't look like an e-mail address. Could you type it again?",
+    "order_email_still_needed": (
+        "I have order number {number}. To check it, what e-mail address did you use for "
+        "that order?"
+    ),
     "verification_failed": (
         "Sorry, that order number and e-mail address don't match our records. Let's try again."
     ),
