@@ -888,6 +888,17 @@ def offline_chat(gw: Gateway) -> str:
     return chat
 
 
+def test_a_bot_question_mid_form_is_the_only_question_of_its_turn(gw: Gateway) -> None:
+    chat = offline_chat(gw)
+    asked = gw.say(chat, "where is my parcel")  # the fake bot asks for the order number
+    assert [r["text"] for r in asked["replies"]] == ["Could you give me your order number?"]
+    answered = gw.say(chat, "what are your opening hours?")
+    texts = [r["text"] for r in answered["replies"]]
+    assert texts[0] == "We're open Tuesday to Sunday."
+    assert "what name should I put on your request" in texts[1]  # asked once it is alone
+    assert gw.state(chat) == "offline_ticket"
+
+
 def test_a_question_instead_of_a_name_is_answered_and_the_name_asked_again(gw: Gateway) -> None:
     chat = offline_chat(gw)
     sent = len(gw.rasa.sent)

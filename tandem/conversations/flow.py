@@ -219,7 +219,16 @@ class ChatFlows:
             answered = await self._assistant_turn(
                 conversation_id, text, incoming, button_payload
             )
-            again = await run_in_threadpool(self.desk.offline_reask, conversation_id)
+            # One question per turn: when the bot's answer asks one, the form asks later.
+            bot_asked = any(
+                reply["sender"] == "bot" and reply["text"].rstrip().endswith("?")
+                for reply in answered.replies
+            )
+            again = (
+                None
+                if bot_asked
+                else await run_in_threadpool(self.desk.offline_reask, conversation_id)
+            )
             if again is not None:
                 await self.publisher.publish(again)
             return TurnResult(
