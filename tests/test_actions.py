@@ -674,46 +674,35 @@ async def test_a_corrected_order_number_at_the_email_question_is_taken() -> None
     assert not messages  # no "that doesn't look like an e-mail address"
 
 
-async def test_the_same_number_again_at_the_email_question_says_what_is_missing() -> None:
-    """Read off a receipt twice, "48213" where the e-mail was asked: the bot says it has the
-    number and needs the e-mail; a second time it offers a person, not a third ask."""
-    before = [{"event": "slot", "name": "order_number", "value": "10001"}]
-    tracker = make_tracker(
-        "10001",
+def at_the_email_question(given: str, history: list[dict[str, Any]]) -> Tracker:
+    """The order form asked for the e-mail of order 10001; the customer typed `given`."""
+    return make_tracker(
+        given,
         slots={"order_number": "10001"},
-        candidates={"order_number": "10001", "order_email": "10001"},
+        candidates={"order_number": "10001", "order_email": given},
         form="order_status_form",
         requested="order_email",
-        history=before,
+        history=history,
     )
-    messages, slots = await run(ValidateOrderStatusForm(), tracker)
+
+
+async def test_the_same_number_again_at_the_email_question_says_what_is_missing() -> None:
+    """Read off a receipt twice, "10001" where the e-mail was asked: the bot says it has the
+    number and needs the e-mail; a second time it offers a person, not a third ask."""
+    before = [{"event": "slot", "name": "order_number", "value": "10001"}]
+    messages, slots = await run(ValidateOrderStatusForm(), at_the_email_question("10001", before))
     assert slots["order_email"] is None
     assert texts(messages).startswith("I have order number 10001. To check it, what e-mail")
     assert not any(m.get("buttons") for m in messages)
-    retried = [*before, {"event": "bot", "text": texts(messages),
-                         "metadata": {m_key: v for m in messages for m_key, v in m.items()
-                                      if m_key == "tandem_retry"}}]  # fmt: skip
-    again = make_tracker(
-        "10001",
-        slots={"order_number": "10001"},
-        candidates={"order_number": "10001", "order_email": "10001"},
-        form="order_status_form",
-        requested="order_email",
-        history=retried,
-    )
-    messages, _ = await run(ValidateOrderStatusForm(), again)
+    retry = {"tandem_retry": messages[0]["tandem_retry"]}
+    retried = [*before, {"event": "bot", "text": texts(messages), "metadata": retry}]
+    messages, _ = await run(ValidateOrderStatusForm(), at_the_email_question("10001", retried))
     assert "Rather than ask a third time" in texts(messages)
     assert any(b["payload"] == "/request_human" for m in messages for b in m.get("buttons", []))
-    # With the e-mail in the same message the pair is checked as usual.
-    both = make_tracker(
-        "10001 nobody@example.com",
-        slots={"order_number": "10001"},
-        candidates={"order_number": "10001", "order_email": "nobody@example.com"},
-        form="order_status_form",
-        requested="order_email",
-        history=before,
+    # With the e-mail itself (not the number again) the pair is checked as usual.
+    messages, _ = await run(
+        ValidateOrderStatusForm(), at_the_email_question("nobody@example.com", before)
     )
-    messages, _ = await run(ValidateOrderStatusForm(), both)
     assert "I have order number" not in texts(messages)
 
 
