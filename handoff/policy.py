@@ -436,9 +436,6 @@ class Signals:
     basket_value: float | None = None  # a basket the customer stated (entities, cart)
     pings: int = 0  # messages in a row that only ask whether anyone is there
     bot_repeats: int = 0  # near-identical bot replies in a row (the bot is going round)
-    # This turn's reply offers a person itself (a form's "rather than ask a third time"):
-    # the customer chooses; going round once more escalates.
-    bot_offered_person: bool = False
 
 
 # --------------------------------------------------------------------------- decision
@@ -697,10 +694,7 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
         fire("shouting", shouting.priority, Reason("shouting", "shouting, with '???' or '!!!'"))
 
     stuck = triggers.stuck
-    going_round = stuck.enabled and signals.bot_repeats >= stuck.bot_repeats
-    if going_round and signals.bot_offered_person and signals.bot_repeats == stuck.bot_repeats:
-        notes.append(Note("offered_person", "going round; the bot offered a person this turn"))
-    elif going_round:
+    if stuck.enabled and signals.bot_repeats >= stuck.bot_repeats:
         times = signals.bot_repeats
         said = f"going round in circles (the bot re-asked or failed {times} times in a row)"
         fire("stuck", stuck.priority, Reason("stuck", said, times, stuck.bot_repeats))

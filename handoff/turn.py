@@ -67,7 +67,6 @@ class TurnFacts:
     basket_value: float | None = None
     bot_answered: bool = True
     bot_texts: Sequence[str] = ()  # what the bot replied (to see it going round in circles)
-    bot_offered_person: bool = False  # the reply offers a person itself (a button)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +246,6 @@ def decide_turn(
         basket_value=turn.basket_value,
         pings=state.ping_streak,
         bot_repeats=state.bot_repeats,
-        bot_offered_person=turn.bot_offered_person,
     )
     decision = evaluate(signals, policy)
     if turn.handoff_request is not None and not decision.escalate and not already_escalated:

@@ -392,7 +392,6 @@ class _Writer:
 
     def __post_init__(self) -> None:
         self.replies: list[str] = []
-        self.offered_person = False
         self.at = self.plan.start
         self.rng: random.Random = self.plan.rng
 
@@ -473,7 +472,6 @@ class _Writer:
             payload["buttons"] = [{"title": "Talk to a person", "payload": PERSON_PAYLOAD}]
         self.message("bot", reply, payload)
         self.replies = [reply]
-        self.offered_person = "buttons" in payload
         if turn.identify and self.plan.order is not None:
             service.mark_identified(
                 self.session,
@@ -498,7 +496,6 @@ class _Writer:
             self.policy,
             handoff_request=turn.escalate,
             bot_texts=self.replies,
-            bot_offered_person=self.offered_person,
         )
 
     def queue(self, decision: Decision) -> None:

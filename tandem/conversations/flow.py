@@ -427,12 +427,6 @@ class ChatFlows:
                 handoff_request=handoff_request,
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
-                bot_offered_person=any(
-                    button["payload"] == PERSON_PAYLOAD
-                    for view in effects.said
-                    if view["sender"] == "bot"
-                    for button in view["buttons"]
-                ),
             )
             if decision.escalate:
                 withhold_questions(effects, bot_said)
@@ -564,9 +558,16 @@ def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str,
     """A handoff starts this turn, and the desk asks its own question (the offline form's
     name) or gives the queue position: the bot's question (a form's next ask) would be a
     second one nobody will act on. The customer gets one question per turn; staff still
-    see the bot's question, as an internal note."""
+    see the bot's question, as an internal note. A reply offering a person loses its
+    buttons: the handoff makes the offer good."""
     for message, view in bot_said:
         payload = dict(message.payload or {})
+        buttons = payload.get("buttons") or []
+        if any(button.get("payload") == PERSON_PAYLOAD for button in buttons):
+            # The bot offered a person (a form's second failure): the handoff makes it good.
+            payload.pop("buttons")
+            message.payload = payload or None
+            view["buttons"] = []
         text = message.text.strip()
         if "tandem" in payload or not text.endswith("?"):
             continue
