@@ -55,10 +55,10 @@ class _Strict(BaseModel):
 
 class FrustrationTrigger(_Strict):
     enabled: bool = True
-    # The fitted Mood gives a probability (calm chats sit near 0.02-0.05); 0.40 was chosen
+    # The fitted Mood gives a probability (calm chats sit near 0.02-0.05); 0.60 was chosen
     # for precision on the scripted and unscripted scenarios (bench/handoff.py), never on
     # the held-out set.
-    threshold: float = Field(0.40, ge=0, le=1)
+    threshold: float = Field(0.60, ge=0, le=1)
     priority: int = Field(3, ge=0, le=100)
 
 

@@ -63,7 +63,7 @@ PRIORS: dict[str, float] = {
     "message": 1.0, "negativity": 2.25, "trend": 1.0, "repetition": 1.5, "fallbacks": 1.75,
     "reasks": 1.5, "caps": 0.75, "punctuation": 0.5, "profanity": 1.25, "threat": 2.25,
     "waiting": 1.0, "impatience": 1.75, "correction": 1.0, "off_topic": 0.0,
-    "bot_failed": 1.0,
+    "bot_failed": 1.0, "sarcasm": 1.75, "negation": 0.5,
 }  # fmt: skip
 # A SYSTEM turn that admits it could not help: the USS stand-in for a bot fallback.
 _BOT_FAILED = re.compile(

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 COMPONENTS: tuple[str, ...] = (
     "message", "negativity", "trend", "repetition", "fallbacks", "reasks", "caps",
     "punctuation", "profanity", "threat", "waiting", "impatience",
-    "correction", "off_topic", "bot_failed",
+    "correction", "off_topic", "bot_failed", "sarcasm", "negation",
 )  # fmt: skip
 # Message-level signals: set by a message or bot turn, then fading turn by turn.
 _LEVELS: tuple[str, ...] = COMPONENTS[3:]
@@ -53,7 +53,7 @@ STATE_VERSION = 4
 # Levels a bot turn sets (they change with the bot's turns, not with each message).
 _BOT_LEVELS = frozenset({"fallbacks", "off_topic", "bot_failed"})
 # Levels about the latest message only (reset, not faded, by the next one).
-_MESSAGE_ONLY = frozenset({"correction"})
+_MESSAGE_ONLY = frozenset({"correction", "negation"})
 WEIGHTS_FILE = "frustration_weights.yaml"
 _FALLBACK_EVENTS = frozenset({"fallback", "nlu_fallback", "utter_default", "default"})
 _REASK_EVENTS = frozenset({"reask", "form_reask", "repeat_question"})
@@ -130,9 +130,9 @@ class MoodSettings(BaseModel):
         None, description="fitted weights passed in; default: weights_file or the package's"
     )
     weights_file: Path | None = None
-    # The index is a probability calibrated on USS (base rate 6%): 0.40 separates the labelled
+    # The index is a probability calibrated on USS (base rate 6%): 0.60 separates the labelled
     # handoff scenarios; the gateway's own threshold is handoff.yml's.
-    escalation_threshold: float = Field(0.40, ge=0, le=1)
+    escalation_threshold: float = Field(0.60, ge=0, le=1)
     ema_alpha: float = Field(0.5, gt=0, le=1, description="weight of the newest message")
     trend_window: int = Field(4, ge=2, description="customer turns in the slope")
     trend_full_slope: float = Field(
@@ -225,6 +225,10 @@ class _Lexicon:
     correction_openers: frozenset[str] = frozenset()
     closings: tuple[str, ...] = ()
     routine_questions: tuple[str, ...] = ()
+    sarcasm: tuple[str, ...] = ()
+    sarcasm_context: tuple[str, ...] = ()
+    sarcasm_after_failure: tuple[str, ...] = ()
+    negations: frozenset[str] = frozenset()
 
 
 def _data_text(name: str, override: Path | None) -> str:
@@ -257,6 +261,12 @@ def _lexicon(phrases_file: Path | None, profanity_file: Path | None) -> _Lexicon
         ),
         closings=tuple(_normalise(p) for p in data.get("closings") or ()),
         routine_questions=tuple(_normalise(p) for p in data.get("routine_questions") or ()),
+        sarcasm=tuple(_normalise(p) for p in data.get("sarcasm") or ()),
+        sarcasm_context=tuple(_normalise(p) for p in data.get("sarcasm_context") or ()),
+        sarcasm_after_failure=tuple(
+            _normalise(p) for p in data.get("sarcasm_after_failure") or ()
+        ),
+        negations=frozenset(_normalise(str(w)) for w in data.get("negations") or ()),
     )
 
 
@@ -329,6 +339,11 @@ class Mood:
         s = self.settings
         spans = tuple(spans)
         score = _score_of(scores)
+        norm = _normalise(text)
+        sarcasm = self._sarcasm(norm)
+        if sarcasm:
+            # Praise said ironically: a model reads "so helpful" as positive; it is not.
+            score = -abs(score)
         self.customer_turns += 1
         self.ema = score if self.ema is None else s.ema_alpha * score + (1 - s.ema_alpha) * self.ema
         self.scores.append(score)
@@ -338,7 +353,8 @@ class Mood:
                 self.levels[key] = 0.0
             elif key not in _BOT_LEVELS:  # those change with the bot's turns, not here
                 self.levels[key] *= s.signal_decay
-        norm = _normalise(text)
+        if sarcasm:
+            self._signal("sarcasm", 1.0, sarcasm)
         self._signal("caps", self._caps(text), "caps")
         punct = 1.0 if re.search(r"[?!]{3,}", text) else 0.5 if re.search(r"[?!]{2}", text) else 0
         self._signal("punctuation", punct, "'???'/'!!!'")
@@ -354,9 +370,13 @@ class Mood:
             if found:
                 self._signal(key, 1.0, f"{key} ('{max(found, key=len)}')")
 
-        correction = self._correction(norm, gives_value(text, spans))
+        given = gives_value(text, spans)
+        correction = self._correction(norm, given)
         if correction:
             self._signal("correction", 1.0, f"corrected the bot ('{correction}')")
+        negation = self._negation(norm, given)
+        if negation:
+            self._signal("negation", 1.0, f"says '{negation}'")
 
         if self._is_repeat(tokens, self.recent):
             self.total_repeats += 1
@@ -421,6 +441,23 @@ class Mood:
 
     # ------------------------------------------------------------------ signals
 
+    def _sarcasm(self, norm: str) -> str:
+        """How the message reads as sarcasm ("" if it does not): praise ("love waiting",
+        "oh perfect") with a sign in the same message that things are going badly
+        ("still", "third time"), or ironic praise ("so helpful") right after a failed,
+        repeated or off-topic bot reply. Praise alone is praise."""
+        lex = self._lex
+        praise = _find(norm, lex.sarcasm)
+        context = _find(norm, (*lex.sarcasm_context, *lex.impatience, *lex.waiting))
+        if praise and context:
+            said, sign = max(praise, key=len), max(context, key=len)
+            return f"sarcasm ('{said}' with '{sign}')"
+        ironic = _find(norm, lex.sarcasm_after_failure)
+        going_badly = ("bot_failed", "off_topic", "reasks", "repetition")
+        if ironic and any(self.levels[key] >= 0.5 for key in going_badly):
+            return f"sarcasm ('{max(ironic, key=len)}' after a reply that did not help)"
+        return ""
+
     def _signal(self, key: str, raw: float, detail: str) -> None:
         if raw > 0 and raw >= self.levels[key]:
             self.details[key] = detail
@@ -479,6 +516,21 @@ class Mood:
         if self.bot_asked and len(rest) < self.settings.correction_min_words:
             return ""
         return phrase if found else " ".join(norm.split()[:3])
+
+    def _negation(self, norm: str, gives_value: bool) -> str:
+        """The word with which the customer pushes back or reports a problem ("no", "not",
+        "doesn't"; "" if none), unless it is a polite closing ("no thanks"), gives their
+        own value ("no, it's 10005") or is a short answer to the bot's question ("no")."""
+        lex = self._lex
+        words = norm.split()
+        found = next((w for w in words if w in lex.negations), "")
+        if not found or gives_value:
+            return ""
+        if any(f"{norm} ".startswith(f"{c} ") for c in lex.closings):
+            return ""
+        if self.bot_asked and len(words) - 1 < self.settings.correction_min_words:
+            return ""
+        return found
 
     @staticmethod
     def _questions(text: str | None) -> list[str]:

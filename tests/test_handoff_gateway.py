@@ -1129,14 +1129,14 @@ def test_every_gateway_follows_an_edited_policy_file(
     path = tmp_path / "handoff.yml"
     path.write_text((PROJECT_ROOT / "handoff.yml").read_text(encoding="utf-8"), encoding="utf-8")
     flows = ChatFlows(None, None, None, None, None, load_policy(path), policy_file=path)  # type: ignore[arg-type]
-    assert flows.policy.triggers.frustration.threshold == 0.40
+    assert flows.policy.triggers.frustration.threshold == 0.60
 
     def rewrite(text: str, step: int) -> None:
         before = path.stat().st_mtime_ns
         path.write_text(text, encoding="utf-8")
         os.utime(path, ns=(before + step * 10**9, before + step * 10**9))
 
-    rewrite(path.read_text(encoding="utf-8").replace("threshold: 0.40", "threshold: 0.55"), 1)
+    rewrite(path.read_text(encoding="utf-8").replace("threshold: 0.60", "threshold: 0.55"), 1)
     flows.follow_policy_file()
     assert flows.policy.triggers.frustration.threshold == 0.55
     # A broken edit is reported and the policy in force stays.

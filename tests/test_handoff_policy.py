@@ -308,7 +308,7 @@ def test_decision_to_dict_is_json_ready() -> None:
 
 def test_the_shipped_handoff_yml_matches_the_defaults() -> None:
     assert load_policy(SHIPPED_POLICY) == PolicySettings()
-    assert PolicySettings().triggers.frustration.threshold == 0.40
+    assert PolicySettings().triggers.frustration.threshold == 0.60
     assert load_policy(None) == PolicySettings()
 
 

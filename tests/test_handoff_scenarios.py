@@ -27,8 +27,8 @@ KNOWN_HARD = {
     "sarcasm_love_waiting",  # sarcasm scored positive
     "legal_false_friend_name_sue",  # "my name is Sue" matches the legal word "sue"
     "souring_impatience",  # escalates one turn earlier than labelled
-    # With hand-given scores (-0.4, -0.8) its "damn ... what the hell" turn reaches 0.35,
-    # under the threshold 0.40: profanity keeps its prior and the scenario has no bot text.
+    # With hand-given scores (-0.4, -0.8) its "damn ... what the hell" turn stays under the
+    # threshold 0.60: profanity keeps its prior and the scenario has no bot text.
     "souring_profanity",
 }
 

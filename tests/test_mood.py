@@ -626,3 +626,31 @@ def test_version_3_state_loads_without_the_bot_question(fake_encoder) -> None:
     assert restored.bot_asked is False
     restored.add_customer_message("I meant the linen shirt", 0.0)
     assert restored.features()["correction"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("turns", "sarcastic"),
+    [
+        # Praise with a sign in the same message that things are going badly.
+        ([("oh perfect, still processing. amazing", 0.6, None)], True),
+        ([("love waiting 3 weeks for a jacket", 0.5, None)], True),
+        # Praise right after a reply that failed.
+        ([("do you price match?", 0.0, "fallback"), ("wow. so helpful.", 0.7, None)], True),
+        # Praise after an answer, or with nothing going badly, is praise.
+        ([("do you have it in blue?", 0.0, "answer"), ("perfect, thanks!", 0.9, None)], False),
+        ([("great, can i also pay with paypal?", 0.4, None)], False),
+    ],
+    ids=["still", "waiting_weeks", "after_a_fallback", "after_an_answer", "plain"],
+)
+def test_sarcasm_needs_praise_and_a_sign_that_things_go_badly(
+    fake_encoder, turns: list[Turn], sarcastic: bool
+) -> None:
+    fake_encoder({}, default=0.5)
+    mood, _ = play(turns)
+    assert (mood.features()["sarcasm"] == 1.0) is sarcastic
+    if sarcastic:
+        # The praise's positive score counts as negative, and the explanation says why.
+        assert mood.scores[-1] < 0
+        assert "sarcasm (" in mood.explain()
+    else:
+        assert mood.scores[-1] > 0

@@ -345,7 +345,7 @@ def test_reset_password(site: Site, owner: tuple[TestClient, str]) -> None:
 def test_policy_get_and_valid_put(site: Site, owner: tuple[TestClient, str]) -> None:
     client, csrf = owner
     body = client.get("/api/owner/policy").json()
-    assert body["policy"]["triggers"]["frustration"]["threshold"] == 0.4
+    assert body["policy"]["triggers"]["frustration"]["threshold"] == 0.6
     paths = {item["path"]: item for item in body["editable"]}
     assert paths["triggers.frustration.threshold"] | {"label": ""} == {
         "path": "triggers.frustration.threshold",
@@ -387,7 +387,7 @@ def test_policy_get_and_valid_put(site: Site, owner: tuple[TestClient, str]) -> 
     with session_scope(site.engine) as session:
         entry = session.scalars(select(AuditLog).where(AuditLog.action == "policy.updated")).one()
         assert entry.detail["changes"]["triggers.frustration.threshold"] == {
-            "from": 0.4,
+            "from": 0.6,
             "to": 0.65,
         }
         assert entry.actor_user_id == site.owner_id
