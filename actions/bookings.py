@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
     TandemFormValidation,
     business_service,
+    latest_text,
     profile,
     reset_slots,
     text_of,
@@ -101,6 +103,19 @@ class BookingSlotsValidation(TandemFormValidation):
 
     def _exclude_ref(self, tracker: Tracker) -> str | None:
         return None
+
+    async def extract_appointment_date(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A day named in the request that starts the form ("book a stylist sat 11am"):
+        taken (and checked like an answer) instead of asking "What day?" after it."""
+        if tracker.get_slot("appointment_date") or tracker.get_slot(REQUESTED_SLOT):
+            return {}
+        text = latest_text(tracker)
+        with business_service() as service:
+            if service.profile.resolve_day(text, service.today()) is None:
+                return {}
+        return {"appointment_date": text}
 
     def validate_appointment_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -809,3 +809,20 @@ async def test_name_and_phone_in_one_message(text: str, name: str, phone: str | 
     _, slots = await run(ValidateBookingForm(), tracker)
     assert slots["customer_name"] == name
     assert slots.get("customer_phone") == phone
+
+
+@pytest.mark.parametrize(
+    ("opener", "day", "at"),
+    [
+        ("book stylist sat 11am", "2026-11-21", "11:00"),
+        ("can i book a fitting for friday afternoon", "2026-11-20", None),
+        ("i'd like to book a styling appointment", None, None),
+    ],
+)
+async def test_a_day_in_the_request_that_starts_the_booking_is_taken(
+    business_engine: Engine, opener: str, day: str | None, at: str | None
+) -> None:
+    """"book stylist sat 11am" was followed by "What day would you like to come in?"."""
+    _, slots = await run(ValidateBookingForm(), make_tracker(opener, form="booking_form"))
+    assert slots.get("appointment_date") == day
+    assert slots.get("appointment_time") == at
