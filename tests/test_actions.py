@@ -692,7 +692,9 @@ async def test_the_same_number_again_at_the_email_question_says_what_is_missing(
     before = [{"event": "slot", "name": "order_number", "value": "10001"}]
     messages, slots = await run(ValidateOrderStatusForm(), at_the_email_question("10001", before))
     assert slots["order_email"] is None
-    assert texts(messages).startswith("I have order number 10001. To check it, what e-mail")
+    # A statement: the form's own question follows it (one question per turn).
+    assert texts(messages).startswith("I have order number 10001 already. To check it I also")
+    assert "?" not in texts(messages)
     assert not any(m.get("buttons") for m in messages)
     retry = {"tandem_retry": messages[0]["tandem_retry"]}
     retried = [*before, {"event": "bot", "text": texts(messages), "metadata": retry}]

@@ -199,8 +199,8 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "order_not_found": "I couldn't find an order with the number {number}. Could you check it?",
     "email_invalid": "That doesn't look like an e-mail address. Could you type it again?",
     "order_email_still_needed": (
-        "I have order number {number}. To check it, what e-mail address did you use for "
-        "that order?"
+        "I have order number {number} already. To check it I also need the e-mail address "
+        "you used for that order."
     ),
     "verification_failed": (
         "Sorry, that order number and e-mail address don't match our records. Let's try again."
