@@ -111,6 +111,11 @@ def _last_question(text: str) -> str:
 # Share of what a bot reply asks for that its earlier replies already asked for: a re-ask.
 REASK_OVERLAP = 0.5
 REASK_MIN_WORDS = 2
+# A reply without a question mark that still asks for something.
+_REQUEST = re.compile(
+    r"\b(please|i need|i'll need|i will need|give me|tell me|send me|type|enter|let me know)\b",
+    re.IGNORECASE,
+)
 
 
 def _asked_words(text: str) -> set[str]:
@@ -126,6 +131,8 @@ def asks_again(bot_text: str, previous: str, similarity: int) -> bool:
     question, before = _last_question(bot_text), _last_question(previous)
     if question and before and fuzz.token_set_ratio(question, before) >= similarity:
         return True
+    if not question and not _REQUEST.search(bot_text):
+        return False  # an answer ("The Linen Shirt in M: 3 left"), not a request
     asked = _asked_words(question or bot_text)
     shared = len(asked & _asked_words(before or previous))
     # Two words at least: "order" alone is in the e-mail question and the number's.

@@ -193,6 +193,22 @@ def test_a_form_starting_again_after_one_mismatch_is_not_stuck() -> None:
     assert outcomes[-1].state.bot_repeats == 0
 
 
+def test_follow_ups_about_one_product_are_not_going_round() -> None:
+    # Context carries over ("in M?", "and in black?"); the NLU may read them as inform.
+    outcomes = run(
+        [
+            TurnFacts("do you have the linen shirt", "product_info", 0.9,
+                      bot_texts=["The Linen Shirt is $89, in stock in S, M and L."]),
+            TurnFacts("in M?", "inform", 0.8,
+                      bot_texts=["The Linen Shirt in M: 3 in stock, $89."]),
+            TurnFacts("and in black?", "inform", 0.8,
+                      bot_texts=["The Linen Shirt comes in black too: 2 in stock in M."]),
+        ]
+    )  # fmt: skip
+    assert [o.state.bot_repeats for o in outcomes] == [0, 0, 0]
+    assert not any(o.decision.escalate for o in outcomes)
+
+
 def test_a_form_moving_on_to_its_next_question_is_not_going_round() -> None:
     outcomes = run(
         [
