@@ -196,9 +196,12 @@ def decide_turn(
     stuck = policy.triggers.stuck
     state.ping_streak = state.ping_streak + 1 if is_ping(turn.text, stuck) else 0
     bot_text = _normalise(" ".join(turn.bot_texts))
-    same_reply = bool(bot_text) and any(
-        fuzz.ratio(bot_text, previous) >= stuck.similarity for previous in state.recent_bot
-    )
+    # Which of the bot's last two replies this one says again (one comparison each).
+    said_again = [
+        bool(bot_text) and fuzz.ratio(bot_text, previous) >= stuck.similarity
+        for previous in state.recent_bot
+    ]
+    same_reply = any(said_again)
     if turn.bot_answered and bot_text:
         failed = bool(phrase_hits(bot_text, stuck.failure_phrases))
         answered_form = intent in ANSWER_INTENTS or fallback
@@ -206,7 +209,7 @@ def decide_turn(
         # Compared with the previous reply only: a form that starts again after a mismatch
         # repeats what it said two replies ago, and that is progress, not a loop.
         previous = state.recent_bot[0] if state.recent_bot else ""
-        repeated = bool(previous) and fuzz.ratio(bot_text, previous) >= stuck.similarity
+        repeated = bool(said_again) and said_again[0]
         reasked = answered_form and bool(previous) and asks_again(
             bot_text, previous, stuck.similarity
         )

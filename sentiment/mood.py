@@ -226,7 +226,8 @@ class _Lexicon:
     closings: tuple[str, ...] = ()
     routine_questions: tuple[str, ...] = ()
     sarcasm: tuple[str, ...] = ()
-    sarcasm_context: tuple[str, ...] = ()
+    # sarcasm_context with the impatience and waiting phrases: signs things go badly
+    sarcasm_signs: tuple[str, ...] = ()
     sarcasm_after_failure: tuple[str, ...] = ()
     negations: frozenset[str] = frozenset()
 
@@ -262,7 +263,11 @@ def _lexicon(phrases_file: Path | None, profanity_file: Path | None) -> _Lexicon
         closings=tuple(_normalise(p) for p in data.get("closings") or ()),
         routine_questions=tuple(_normalise(p) for p in data.get("routine_questions") or ()),
         sarcasm=tuple(_normalise(p) for p in data.get("sarcasm") or ()),
-        sarcasm_context=tuple(_normalise(p) for p in data.get("sarcasm_context") or ()),
+        sarcasm_signs=tuple(
+            _normalise(p)
+            for key in ("sarcasm_context", "impatience", "waiting")
+            for p in data.get(key) or ()
+        ),
         sarcasm_after_failure=tuple(
             _normalise(p) for p in data.get("sarcasm_after_failure") or ()
         ),
@@ -448,7 +453,7 @@ class Mood:
         repeated or off-topic bot reply. Praise alone is praise."""
         lex = self._lex
         praise = _find(norm, lex.sarcasm)
-        context = _find(norm, (*lex.sarcasm_context, *lex.impatience, *lex.waiting))
+        context = _find(norm, lex.sarcasm_signs)
         if praise and context:
             said, sign = max(praise, key=len), max(context, key=len)
             return f"sarcasm ('{said}' with '{sign}')"
@@ -500,7 +505,7 @@ class Mood:
         sorry, it's 10005", "oops I meant 10483"), or it is a short answer to the bot's
         question ("no", "no, exchange"): fewer than `correction_min_words` more words."""
         lex = self._lex
-        if any(f"{norm} ".startswith(f"{c} ") for c in lex.closings):
+        if self._is_closing(norm):
             return ""
         found = _find(norm, lex.corrections)
         if found:
@@ -517,6 +522,10 @@ class Mood:
             return ""
         return phrase if found else " ".join(norm.split()[:3])
 
+    def _is_closing(self, norm: str) -> bool:
+        """A message that opens with a polite closing ("no thanks", "no, that's all")."""
+        return any(f"{norm} ".startswith(f"{c} ") for c in self._lex.closings)
+
     def _negation(self, norm: str, gives_value: bool) -> str:
         """The word with which the customer pushes back or reports a problem ("no", "not",
         "doesn't"; "" if none), unless it is a polite closing ("no thanks"), gives their
@@ -526,7 +535,7 @@ class Mood:
         found = next((w for w in words if w in lex.negations), "")
         if not found or gives_value:
             return ""
-        if any(f"{norm} ".startswith(f"{c} ") for c in lex.closings):
+        if self._is_closing(norm):
             return ""
         if self.bot_asked and len(words) - 1 < self.settings.correction_min_words:
             return ""

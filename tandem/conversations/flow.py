@@ -26,7 +26,13 @@ from starlette.concurrency import run_in_threadpool
 from handoff import turn as turn_step
 from handoff.identity import rasa_identity_metadata
 from handoff.policy import Decision, PolicyError, PolicySettings, load_policy
-from handoff.signals import PERSON_PAYLOAD, HandoffSignal, IdentifiedSignal, read_signal
+from handoff.signals import (
+    CUSTOM_KEY,
+    PERSON_PAYLOAD,
+    HandoffSignal,
+    IdentifiedSignal,
+    read_signal,
+)
 from sentiment.analyzer import SentimentScores
 from tandem.bus import EventBus
 from tandem.conversations import service, transitions
@@ -221,7 +227,7 @@ class ChatFlows:
             )
             # One question per turn: when the bot's answer asks one, the form asks later.
             bot_asked = any(
-                reply["sender"] == "bot" and reply["text"].rstrip().endswith("?")
+                reply["sender"] == "bot" and ends_with_question(reply["text"])
                 for reply in answered.replies
             )
             again = (
@@ -554,6 +560,11 @@ class ChatFlows:
 _KEPT_REPLY_WORDS = 4
 
 
+def ends_with_question(text: str) -> bool:
+    """A reply the customer is expected to answer (one question per turn is the rule)."""
+    return text.rstrip().endswith("?")
+
+
 def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
     """A handoff starts this turn, and the desk asks its own question (the offline form's
     name) or gives the queue position: the bot's question (a form's next ask) would be a
@@ -569,7 +580,7 @@ def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str,
             message.payload = payload or None
             view["buttons"] = []
         text = message.text.strip()
-        if "tandem" in payload or not text.endswith("?"):
+        if CUSTOM_KEY in payload or not ends_with_question(text):
             continue
         kept = " ".join(s.strip() for s in re.findall(r"[^.?!]*[.!](?:\s|$)", text)).strip()
         if not payload.get("buttons") and len(kept.split()) >= _KEPT_REPLY_WORDS:
