@@ -67,7 +67,6 @@ class TurnFacts:
     basket_value: float | None = None
     bot_answered: bool = True
     bot_texts: Sequence[str] = ()  # what the bot replied (to see it going round in circles)
-    bot_offered_person: bool = False  # the reply carries a "talk to a person" button
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,13 +215,7 @@ def decide_turn(
         )
         going_round = failed or repeated or reasked
         answering = answered_form or intent == state.last_intent
-        if intent in ANSWER_INTENTS and turn.bot_offered_person:
-            # Answering a form, the customer is offered a person only when the form gives
-            # up on a slot (its second failed try): its own word that it went round,
-            # whatever its text says. (A fallback's offer is the fallbacks rule's.)
-            state.bot_repeats = max(state.bot_repeats + 1, stuck.bot_repeats)
-        else:
-            state.bot_repeats = state.bot_repeats + 1 if answering and going_round else 0
+        state.bot_repeats = state.bot_repeats + 1 if answering and going_round else 0
         state.recent_bot = [bot_text, *state.recent_bot][:2]
     words = content_words(turn.text)
     rephrased = _overlap(words, set(state.last_words)) >= REPHRASE_OVERLAP

@@ -174,30 +174,6 @@ def test_a_form_offering_a_person_at_its_second_failure_hands_over_then() -> Non
     assert outcomes[2].decision.reasons[0].code == "stuck"
 
 
-def test_a_form_giving_up_on_a_slot_hands_over_whatever_its_words() -> None:
-    # The live order form: the same number twice where the e-mail was asked. Its second
-    # reply has no failure phrase and no question, but it offers a person (a button).
-    still = ("I have order number 48213 already. To check it I also need the e-mail "
-             "address you used for that order.")
-    outcomes = run(
-        [
-            TurnFacts("where is my order", "order_status", 0.9,
-                      bot_texts=["Could you give me your order number?"]),
-            TurnFacts("48213", "inform", 0.9,
-                      bot_texts=["Thanks. What e-mail address did you use for the order?"]),
-            TurnFacts("48213", "inform", 0.9,
-                      bot_texts=[still + " Rather than ask a third time: I can connect you "
-                                 "with a person from our team."], bot_offered_person=True),
-        ]
-    )  # fmt: skip
-    assert [o.decision.escalate for o in outcomes] == [False, False, True]
-    assert outcomes[2].decision.reasons[0].code == "stuck"
-    # An offer of a person outside a form (an out-of-scope answer) is no loop.
-    calm = run([TurnFacts("do you sell furniture", "out_of_scope", 0.9,
-                          bot_texts=["We only sell clothing."], bot_offered_person=True)])
-    assert calm[0].state.bot_repeats == 0 and not calm[0].decision.escalate
-
-
 def test_a_form_starting_again_after_one_mismatch_is_not_stuck() -> None:
     # The live order form's words: one wrong e-mail, then the customer gives both again.
     outcomes = run(

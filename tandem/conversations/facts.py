@@ -80,7 +80,6 @@ def turn_facts(
     handoff_request: str | None = None,
     bot_answered: bool = True,
     bot_texts: Sequence[str] = (),
-    bot_offered_person: bool = False,
 ) -> TurnFacts:
     """A stored customer message (with its NLU and sentiment) as the step's input."""
     return TurnFacts(
@@ -93,7 +92,6 @@ def turn_facts(
         order_value=named_order_value(session, message),
         bot_answered=bot_answered,
         bot_texts=tuple(bot_texts),
-        bot_offered_person=bot_offered_person,
     )
 
 
@@ -106,7 +104,6 @@ def decide_stored_turn(
     handoff_request: str | None = None,
     bot_answered: bool = True,
     bot_texts: Sequence[str] = (),
-    bot_offered_person: bool = False,
 ) -> Decision:
     """The per-turn step on a stored customer message; the new state and Mood are saved."""
     outcome = turn_step.decide_turn(
@@ -116,7 +113,6 @@ def decide_stored_turn(
             handoff_request=handoff_request,
             bot_answered=bot_answered,
             bot_texts=bot_texts,
-            bot_offered_person=bot_offered_person,
         ),
         service.load_handoff(conversation),
         service.load_mood(conversation),

@@ -433,11 +433,6 @@ class ChatFlows:
                 handoff_request=handoff_request,
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
-                bot_offered_person=any(
-                    button["payload"] == PERSON_PAYLOAD
-                    for _, view in bot_said
-                    for button in view["buttons"]
-                ),
             )
             if decision.escalate:
                 withhold_questions(effects, bot_said)
