@@ -28,7 +28,11 @@ from tandem.business.service import (
     normalise_phone,
 )
 
-_TIME_RE = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?(?![\d/])", re.IGNORECASE)
+_TIME_RE = re.compile(
+    r"\b(?P<hour>\d{1,2})(?:(?P<sep>[:.h])(?P<minute>\d{2}))?"
+    r"\s*(?P<meridiem>a\.?m\.?|p\.?m\.?|h\b)?(?![\d/])",
+    re.IGNORECASE,
+)
 _NAME_PREFIX = re.compile(r"^(my name is|my name's|i am|i'm|im|it's|its|this is|name:?)\s+", re.I)
 _PHONE_IN_TEXT = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
 _PHONE_WORDS = re.compile(
@@ -56,9 +60,42 @@ def part_of_day(text: str) -> tuple[str, time, time] | None:
     return None
 
 
+_HOUR_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+}
+_HOUR = r"(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")"
+_SPOKEN_TIMES: tuple[tuple[re.Pattern[str], int, int], ...] = (
+    # (pattern, minutes, hour shift): "half past two" = 2:30, "quarter to four" = 3:45
+    (re.compile(rf"\bhalf (?:past |after ){_HOUR}\b"), 30, 0),
+    (re.compile(rf"\b(?:a )?quarter (?:past |after ){_HOUR}\b"), 15, 0),
+    (re.compile(rf"\b(?:a )?quarter (?:to |before |til |till ){_HOUR}\b"), 45, -1),
+    (re.compile(rf"\b{_HOUR} ?(?:o'? ?clock|oclock)\b"), 0, 0),
+    (re.compile(rf"\b{_HOUR} thirty\b"), 30, 0),
+)
+
+
+def _spoken_time(lowered: str) -> str:
+    """'half past two' -> 'at 2:30', 'three o'clock' -> 'at 3:00' (then read like digits);
+    a bare number word after "at" too ("at two")."""
+    for pattern, minutes, shift in _SPOKEN_TIMES:
+        def digits(match: re.Match[str], minutes: int = minutes, shift: int = shift) -> str:
+            word = match.group(1)
+            hour = _HOUR_WORDS.get(word) or int(word)
+            return f"at {(hour + shift - 1) % 12 + 1}:{minutes:02d}"
+
+        lowered = pattern.sub(digits, lowered)
+    return re.sub(
+        r"\b(at|around|about) (" + "|".join(_HOUR_WORDS) + r")\b",
+        lambda m: f"{m.group(1)} {_HOUR_WORDS[m.group(2)]}",
+        lowered,
+    )
+
+
 def parse_time(text: str) -> time | None:
-    """'2pm', '14:30', '2.30 p.m.', 'at 3', 'noon' -> a time; None when none is said."""
-    lowered = text.lower()
+    """'2pm', '14:30', '2.30 p.m.', 'at 3', 'noon', 'half past two', 'three o'clock' -> a
+    time; None when none is said."""
+    lowered = _spoken_time(text.lower())
     if re.search(r"\b(noon|midday)\b", lowered):
         return time(12, 0)
     # dates like 12/24 or "dec 24" must not be read as times
@@ -71,9 +108,15 @@ def parse_time(text: str) -> time | None:
     )
     lowered = re.sub(r"\b\d{1,2}(st|nd|rd|th)\b", " ", lowered)
     for match in _TIME_RE.finditer(lowered):
-        hour, minute, meridiem = int(match.group(1)), int(match.group(2) or 0), match.group(3)
+        hour, minute = int(match["hour"]), int(match["minute"] or 0)
+        meridiem = match["meridiem"]
         if minute > 59:
             continue
+        if "h" in (meridiem, match["sep"]):
+            # "16h", "16h30": the 24-hour clock as written in much of Europe
+            if hour > 23:
+                continue
+            return time(hour, minute)
         if meridiem:
             if not 1 <= hour <= 12:
                 continue
@@ -83,10 +126,10 @@ def parse_time(text: str) -> time | None:
         if hour > 23:
             continue
         # a bare number without context ("3 people") is only a time after "at"
-        if not meridiem and not match.group(2):
+        if not meridiem and not match["minute"]:
             before = lowered[: match.start()].rstrip()
             if (
-                not before.endswith(("at", "around", "about", "for", "by"))
+                not before.endswith(("at", "around", "about", "for", "by", "after", "from"))
                 and lowered.strip() != match.group(0).strip()
             ):
                 continue
@@ -107,9 +150,14 @@ class BookingSlotsValidation(TandemFormValidation):
     async def extract_appointment_date(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """A day named in the request that starts the form ("book a stylist sat 11am"):
-        taken (and checked like an answer) instead of asking "What day?" after it."""
-        if tracker.get_slot("appointment_date") or tracker.get_slot(REQUESTED_SLOT):
+        """A day named in the request that starts the form ("book a stylist sat 11am"), or
+        in that request said again while the form asks for the day ("is possible the
+        friday?"): taken (and checked like an answer) instead of asking "What day?" again."""
+        if tracker.get_slot("appointment_date"):
+            return {}
+        requested = tracker.get_slot(REQUESTED_SLOT)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if requested and not (requested == "appointment_date" and intent == self.start_intent):
             return {}
         text = latest_text(tracker)
         with business_service() as service:
@@ -124,6 +172,14 @@ class BookingSlotsValidation(TandemFormValidation):
         with business_service() as service:
             p = service.profile
             day = p.resolve_day(text, service.today())
+            said_time = parse_time(text)
+            if day is None and said_time is not None:
+                # "3 o'clock maybe" when asked for the day: an answer, just to the next
+                # question; kept for when the day comes, not a failed try.
+                dispatcher.utter_message(
+                    text=p.say("booking_time_before_day", time=p.format_time(said_time))
+                )
+                return {"appointment_date": None, "appointment_time": said_time.strftime("%H:%M")}
             if day is None:
                 return self.retry(
                     dispatcher, tracker, p.say("booking_date_unparsed"), "appointment_date"
@@ -131,10 +187,9 @@ class BookingSlotsValidation(TandemFormValidation):
             try:
                 service.check_day(day)
             except ServiceError as refusal:
-                return self.retry(dispatcher, tracker, refusal.message, "appointment_date")
+                return self.refuse(dispatcher, tracker, refusal.message, "appointment_date")
             result: dict[str, Any] = {"appointment_date": day.isoformat()}
             # "saturday at 2pm" answers both questions at once
-            said_time = parse_time(text)
             earlier_time = tracker.get_slot("appointment_time")
             if (
                 said_time is None
@@ -228,7 +283,7 @@ class BookingSlotsValidation(TandemFormValidation):
                     date.fromisoformat(str(day_text)), said, self._exclude_ref(tracker)
                 )
             except ServiceError as refusal:
-                return self.retry(dispatcher, tracker, refusal.message, "appointment_time")
+                return self.refuse(dispatcher, tracker, refusal.message, "appointment_time")
         return {"appointment_time": said.strftime("%H:%M")}
 
 

@@ -19,7 +19,14 @@ from handoff.identity import (
     sign_conversation_identity,
     verify_conversation_identity,
 )
-from handoff.signals import PERSON_PAYLOAD, HandoffSignal, IdentifiedSignal, to_custom
+from handoff.signals import (
+    PERSON_PAYLOAD,
+    HandoffSignal,
+    IdentifiedSignal,
+    RefusedSignal,
+    RetrySignal,
+    to_custom,
+)
 from tandem.business.profile import DEFAULT_MESSAGES, BusinessProfile, get_profile
 from tandem.business.service import BusinessService
 from tandem.config import get_settings
@@ -214,6 +221,18 @@ class TandemFormValidation(FormValidationAction):
             return {slot: None, **self.stop_form(tracker)}
         return {slot: None}
 
+    def refuse(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str, slot: str
+    ) -> dict[str, Any]:
+        """A value understood but not possible (a closed day, a time already taken): say
+        why, with the alternatives, and ask again. The customer is choosing, not failing:
+        it is never counted as a failed try, so the form never gives up over it."""
+        if not self.is_requested(tracker, slot) and tracker.get_slot(REQUESTED_SLOT):
+            return {slot: None}
+        refused = RefusedSignal(question=retry_tag(self.form_name(), slot))
+        dispatcher.utter_message(text=text, json_message=to_custom(refused))
+        return {slot: None}
+
     def failed_twice(
         self,
         dispatcher: CollectingDispatcher,
@@ -226,8 +245,11 @@ class TandemFormValidation(FormValidationAction):
         ways (a person, start again) instead of letting the form ask a third time.
         True when the form should stop."""
         tag = retry_tag(self.form_name(), question)
-        if failures_in_form(tracker, tag) + 1 < MAX_TRIES:
-            dispatcher.utter_message(text=text, **{RETRY_TAG: tag})
+        attempt = failures_in_form(tracker, tag) + 1
+        # The gateway reads the rejection itself (typed), not the words or the buttons.
+        signal = to_custom(RetrySignal(question=tag, attempt=attempt))
+        if attempt < MAX_TRIES:
+            dispatcher.utter_message(text=text, json_message=signal, **{RETRY_TAG: tag})
             return False
         p = profile()
         hint_key = f"retry_hint_{question}"
@@ -241,6 +263,7 @@ class TandemFormValidation(FormValidationAction):
                 part for part in (last_text or text, hint, p.say("retry_alternatives")) if part
             ),
             buttons=buttons,
+            json_message=signal,
             **{RETRY_TAG: tag},
         )
         return True

@@ -40,16 +40,38 @@ class IdentifiedSignal(_Signal):
     via: str = Field("chat", max_length=64)
 
 
-BotSignal = Annotated[HandoffSignal | IdentifiedSignal, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[HandoffSignal | IdentifiedSignal] = TypeAdapter(BotSignal)
+class RetrySignal(_Signal):
+    """A form rejected the customer's answer to one question and asks for it again.
+
+    `question` names it ("order_status_form:order_email"); `attempt` counts the rejections
+    in this run of the form (1, 2, ...). The gateway's step counts a rejection as the bot
+    going round whatever its words (the same slot failing twice is stuck)."""
+
+    type: Literal["retry"] = "retry"
+    question: str = Field(min_length=1, max_length=128)
+    attempt: int = Field(1, ge=1)
 
 
-def to_custom(signal: HandoffSignal | IdentifiedSignal) -> dict[str, Any]:
+class RefusedSignal(_Signal):
+    """A form understood the answer but cannot take it (a closed day, a time already
+    taken) and offered the alternatives. The customer is choosing, not going round: the
+    gateway's step does not count the form asking again after it."""
+
+    type: Literal["refused"] = "refused"
+    question: str = Field(min_length=1, max_length=128)
+
+
+AnySignal = HandoffSignal | IdentifiedSignal | RetrySignal | RefusedSignal
+BotSignal = Annotated[AnySignal, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[AnySignal] = TypeAdapter(BotSignal)
+
+
+def to_custom(signal: AnySignal) -> dict[str, Any]:
     """The custom payload an action sends (`dispatcher.utter_message(json_message=...)`)."""
     return {CUSTOM_KEY: signal.model_dump()}
 
 
-def read_signal(custom: Any) -> HandoffSignal | IdentifiedSignal | None:
+def read_signal(custom: Any) -> AnySignal | None:
     """The signal in a bot message's custom payload; None when there is none or it is malformed."""
     if not isinstance(custom, dict) or not isinstance(custom.get(CUSTOM_KEY), dict):
         return None

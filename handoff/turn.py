@@ -53,6 +53,10 @@ class TurnFacts:
     bot did not answer: Rasa was down, or a person has the conversation).
     `fallback`: overrides the fallback test on the intent (scenario files may say so).
     `handoff_request`: the reason of a handoff an action asked for (handoff.signals).
+    `slot_retries`: a form rejected this answer, the how-manieth time for its question
+    (handoff.signals.RetrySignal); 0 when no form rejected anything.
+    `slot_refused`: a form understood the answer but could not take it and offered the
+    alternatives (handoff.signals.RefusedSignal): choosing, not going round.
     `order_value`: the value of an order this message names (looked up by the caller).
     """
 
@@ -63,6 +67,8 @@ class TurnFacts:
     sentiment: float | None = None
     fallback: bool | None = None
     handoff_request: str | None = None
+    slot_retries: int = 0
+    slot_refused: bool = False
     order_value: float | None = None
     basket_value: float | None = None
     bot_answered: bool = True
@@ -189,7 +195,10 @@ def decide_turn(
     mood = fold_mood(mood, turn, policy)
     felt = felt_score(turn.text, turn.entity_spans, turn.sentiment)
     intent = turn.intent
-    fallback = is_fallback(turn, policy)
+    # The Mood's score of this message: a sarcastic one ("wow, so helpful") is negative.
+    pleased = felt is not None and mood.scores[-1] >= policy.triggers.fallbacks.pleased_score
+    misunderstood = is_fallback(turn, policy)
+    fallback = misunderstood and not pleased  # what counts towards "stuck"
     state = state.model_copy()
     state.negative_streak = negative_streak_after(state.negative_streak, felt, policy)
     state.fallback_streak = state.fallback_streak + 1 if fallback else 0
@@ -213,8 +222,10 @@ def decide_turn(
         reasked = answered_form and bool(previous) and asks_again(
             bot_text, previous, stuck.similarity
         )
-        going_round = failed or repeated or reasked
-        answering = answered_form or intent == state.last_intent
+        # A form that says it rejected the answer is going round whatever its words.
+        rejected = turn.slot_retries > 0
+        going_round = (failed or repeated or reasked or rejected) and not turn.slot_refused
+        answering = answered_form or intent == state.last_intent or rejected
         state.bot_repeats = state.bot_repeats + 1 if answering and going_round else 0
         state.recent_bot = [bot_text, *state.recent_bot][:2]
     words = content_words(turn.text)
@@ -230,7 +241,7 @@ def decide_turn(
         state.intent_streak = 1
     state.last_intent = intent
     state.last_words = sorted(words)[:20]
-    if intent and intent not in FILLER_INTENTS and not fallback:
+    if intent and intent not in FILLER_INTENTS and not misunderstood:
         state.task_intent = intent
     if turn.order_value is not None:
         state.order_value = turn.order_value

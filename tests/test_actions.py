@@ -81,6 +81,7 @@ def make_tracker(
     requested: str | None = None,
     history: list[dict[str, Any]] | None = None,
     sender: str = "test",
+    intent: str = "inform",
 ) -> Tracker:
     """A tracker as Rasa sends it: candidates are the SlotSets the form just extracted."""
     candidates = candidates or {}
@@ -97,7 +98,7 @@ def make_tracker(
             "slots": all_slots,
             "latest_message": {
                 "text": text,
-                "intent": {"name": "inform"},
+                "intent": {"name": intent},
                 "entities": entities or [],
                 "metadata": metadata or {},
             },
@@ -497,6 +498,16 @@ def test_parse_time() -> None:
     assert str(parse_time("2.30 p.m.")) == "14:30:00"
     assert str(parse_time("noon")) == "12:00:00"
     assert parse_time("dec 24") is None and parse_time("12/24") is None
+    # times said in words, as people type them
+    assert str(parse_time("half past two")) == "14:30:00"
+    assert str(parse_time("in the afternoon, 3 o clock maybe")) == "15:00:00"
+    assert str(parse_time("a quarter to four")) == "15:45:00"
+    assert str(parse_time("ten thirty")) == "10:30:00"
+    assert str(parse_time("at two")) == "14:00:00"
+    assert parse_time("3 people") is None and parse_time("two of us") is None
+    assert str(parse_time("16h")) == "16:00:00" and str(parse_time("16h30")) == "16:30:00"
+    assert str(parse_time("any time after 2")) == "14:00:00"
+    assert parse_time("4 hours") is None
 
 
 def test_part_of_day_words() -> None:
@@ -828,3 +839,50 @@ async def test_a_day_in_the_request_that_starts_the_booking_is_taken(
     _, slots = await run(ValidateBookingForm(), make_tracker(opener, form="booking_form"))
     assert slots.get("appointment_date") == day
     assert slots.get("appointment_time") == at
+
+
+async def test_the_booking_request_said_again_with_its_day_fills_the_day(
+    business_engine: Engine,
+) -> None:
+    """"is possible the friday?" while the form asks for the day was read as the booking
+    request again: the bot said "Sure, that's what we're doing" and asked for the day again."""
+    tracker = make_tracker(
+        "is possible the friday?", form="booking_form", requested="appointment_date",
+        intent="book_appointment",
+    )  # fmt: skip
+    _, slots = await run(ValidateBookingForm(), tracker)
+    assert slots.get("appointment_date") == "2026-11-20"
+
+
+async def test_a_time_given_when_asked_for_the_day_is_kept_and_is_no_failed_try(
+    business_engine: Engine,
+) -> None:
+    text = "in the afternoon, 3 o clock maybe"
+    tracker = make_tracker(
+        text, candidates={"appointment_date": text}, form="booking_form",
+        requested="appointment_date",
+    )  # fmt: skip
+    messages, slots = await run(ValidateBookingForm(), tracker)
+    assert slots.get("appointment_date") is None
+    assert slots.get("appointment_time") == "15:00"
+    assert "3 PM noted" in texts(messages)
+    assert not retry_events(messages) and not payloads(messages)
+
+
+async def test_a_closed_day_asked_for_twice_is_choosing_not_failing(
+    business_engine: Engine,
+) -> None:
+    """A day or time the shop cannot give is refused with the alternatives, never counted:
+    the form does not give up on a customer who is choosing."""
+    tracker = make_tracker(
+        "monday", candidates={"appointment_date": "monday"}, form="booking_form",
+        requested="appointment_date",
+        history=[{"event": "bot", "text": "Sorry, I didn't understand that date.",
+                  "metadata": {"tandem_retry": "booking_form:appointment_date"}}],
+    )  # fmt: skip
+    messages, slots = await run(ValidateBookingForm(), tracker)
+    assert slots["appointment_date"] is None
+    assert "closed" in texts(messages).lower()
+    assert not retry_events(messages) and not any(m.get("buttons") for m in messages)
+    # The gateway is told it was a choice the shop could not give, not a failed try.
+    assert payloads(messages) == [{"type": "refused", "question": "booking_form:appointment_date"}]

@@ -275,3 +275,100 @@ def test_correcting_ones_own_order_number_in_the_form_stays_with_the_bot() -> No
     # Well under the threshold (the form asking for the e-mail again is a re-ask).
     threshold = POLICY.triggers.frustration.threshold
     assert outcomes[1].mood.frustration < threshold / 2, outcomes[1].mood.explain()
+
+
+def test_a_form_rejecting_one_answer_twice_is_stuck_whatever_its_words() -> None:
+    # The form says so itself (handoff.signals.RetrySignal): the same order number typed
+    # at the e-mail question twice. Its words differ each time and the second reply is no
+    # question, so only the typed signal shows the loop.
+    outcomes = run(
+        [
+            TurnFacts("where's my parcel", "order_status", 0.9,
+                      bot_texts=["Sure, what's your order number?"]),
+            TurnFacts("10047", "inform", 0.9,
+                      bot_texts=["Thanks. What e-mail address did you use for the order?"]),
+            TurnFacts("10047", "inform", 0.9, slot_retries=1,
+                      bot_texts=["I have order number 10047 already. To check it I also "
+                                 "need the e-mail address you used for that order."]),
+            TurnFacts("10047!!", "inform", 0.9, slot_retries=2,
+                      bot_texts=["Rather than ask a third time: I can connect you with a "
+                                 "person from our team, or you can start again."]),
+        ]
+    )  # fmt: skip
+    assert [o.decision.escalate for o in outcomes] == [False, False, False, True]
+    assert outcomes[3].decision.reasons[0].code == "stuck"
+
+
+def test_one_rejected_answer_then_progress_is_not_stuck() -> None:
+    outcomes = run(
+        [
+            TurnFacts("book a fitting", "book_appointment", 0.9,
+                      bot_texts=["Happy to. What day would you like?"]),
+            TurnFacts("sunday", "inform", 0.9, slot_retries=1,
+                      bot_texts=["We're closed on Sundays. Which other day suits you?"]),
+            TurnFacts("monday then", "inform", 0.9,
+                      bot_texts=["Monday it is. What time would you like?"]),
+            TurnFacts("3pm", "inform", 0.9, bot_texts=["Booked: Monday at 3pm."]),
+        ]
+    )  # fmt: skip
+    assert not any(o.decision.escalate for o in outcomes)
+    assert [o.state.bot_repeats for o in outcomes] == [0, 1, 0, 0]
+
+
+def test_a_happy_customer_the_bot_misunderstands_is_chatting_not_stuck() -> None:
+    # Seen in a stranger's conversation: a signed-in VIP browsing, then a cheerful goodbye
+    # the bot did not understand, was queued for "2 bot fallbacks in a row".
+    chatting = run(
+        [
+            TurnFacts("would the wide leg trousers go with it", "nlu_fallback", 0.3,
+                      sentiment=0.0, bot_texts=["Sorry, I didn't quite understand that."]),
+            TurnFacts("nice, ok ill order both later", "nlu_fallback", 0.3, sentiment=0.85,
+                      bot_texts=["Sorry, I didn't quite understand that."]),
+        ]
+    )  # fmt: skip
+    assert not any(o.decision.escalate for o in chatting)
+    assert chatting[-1].state.fallback_streak == 0
+    # The same two misunderstandings when the second is no pleasure: stuck.
+    stuck = run(
+        [
+            TurnFacts("would the wide leg trousers go with it", "nlu_fallback", 0.3,
+                      sentiment=0.0, bot_texts=["Sorry, I didn't quite understand that."]),
+            TurnFacts("the stone ones, with the blazer", "nlu_fallback", 0.3, sentiment=0.0,
+                      bot_texts=["Sorry, I didn't quite understand that."]),
+        ]
+    )  # fmt: skip
+    assert stuck[-1].decision.escalate
+
+
+def test_ironic_praise_after_a_misunderstanding_still_counts() -> None:
+    outcomes = run(
+        [
+            TurnFacts("do you price match", "nlu_fallback", 0.3, sentiment=0.0,
+                      bot_texts=["Sorry, I didn't quite understand that."]),
+            TurnFacts("oh great. so helpful.", "nlu_fallback", 0.3, sentiment=0.9,
+                      bot_texts=["Sorry, I didn't quite understand that."]),
+        ]
+    )  # fmt: skip
+    assert outcomes[-1].mood.scores[-1] < 0  # the Mood reads the praise as sarcasm
+    assert outcomes[-1].decision.escalate
+
+
+def test_a_customer_choosing_among_refused_times_is_not_going_round() -> None:
+    # The form asks "What time would suit you?" after each refusal; it said the time was
+    # taken and offered others (handoff.signals.RefusedSignal), so the same question
+    # again is no loop.
+    ask = "What time would suit you?"
+    outcomes = run(
+        [
+            TurnFacts("book a styling session friday", "book_appointment", 0.9,
+                      bot_texts=["On Friday I have free times from 10 AM to 7 PM.", ask]),
+            TurnFacts("11", "inform", 0.9, slot_refused=True,
+                      bot_texts=["Sorry, 11 AM is taken. Nearest free times: 10 AM or 12 PM.",
+                                 ask]),
+            TurnFacts("2pm then", "inform", 0.9, slot_refused=True,
+                      bot_texts=["Sorry, 2 PM is taken too. Nearest: 1 PM or 3 PM.", ask]),
+            TurnFacts("3", "inform", 0.9, bot_texts=["What name should I put it under?"]),
+        ]
+    )  # fmt: skip
+    assert not any(o.decision.escalate for o in outcomes)
+    assert [o.state.bot_repeats for o in outcomes] == [0, 0, 0, 0]

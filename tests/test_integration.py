@@ -78,6 +78,19 @@ def customer_messages(engine, conversation_id: str) -> list[Message]:  # type: i
         )
 
 
+def the_state_change(engine, conversation_id: str) -> ConversationEvent:  # type: ignore[no-untyped-def]
+    """The conversation's one change of state (it must have exactly one)."""
+    with session_scope(engine) as session:
+        event = session.scalars(
+            select(ConversationEvent).where(
+                ConversationEvent.conversation_id == conversation_id,
+                ConversationEvent.kind == "state_changed",
+            )
+        ).one()
+        session.expunge(event)
+        return event
+
+
 def bookable_slot(engine, profile: BusinessProfile, days_ahead: int, pick: int | None):  # type: ignore[no-untyped-def]
     """A free appointment time at least `days_ahead` days after the earliest bookable one:
     the day's `pick`-th free time, or its middle one."""
@@ -208,6 +221,24 @@ def test_order_status_with_number_and_email(client: httpx.Client, engine) -> Non
     ]
 
 
+def test_the_order_number_typed_again_at_the_email_question_twice_hands_over(
+    client: httpx.Client, engine
+) -> None:  # type: ignore[no-untyped-def]
+    # Each reply is worded differently and the second is no question: only the form's own
+    # typed signal (handoff.signals.RetrySignal) shows the policy that it is going round.
+    with session_scope(engine) as session:
+        number = session.scalars(select(Order.number).where(Order.status == "shipped")).first()
+    assert number is not None
+    chat = Chat(client)
+    assert "mail" in chat.say(f"where is my order {number}").lower()
+    chat.say(number)
+    assert chat.state() == "bot"  # one rejected answer is no loop yet
+    chat.say(number)
+    assert chat.state() in {"queued", "offline"}
+    event = the_state_change(engine, chat.id)
+    assert event.from_state == "bot" and "going round" in (event.reason or "")
+
+
 def test_booking_a_styling_appointment_is_stored(
     client: httpx.Client, profile: BusinessProfile, engine
 ) -> None:  # type: ignore[no-untyped-def]
@@ -240,18 +271,12 @@ def test_request_for_a_person_hands_off_and_silences_the_bot(client: httpx.Clien
     reply = chat.say("i want to talk to a real person please")
     assert reply  # the customer is told what happens next
     assert chat.state() == "queued"
-    with session_scope(engine) as session:
-        event = session.scalars(
-            select(ConversationEvent).where(
-                ConversationEvent.conversation_id == chat.id,
-                ConversationEvent.kind == "state_changed",
-            )
-        ).one()
-        assert (event.from_state, event.to_state, event.reason) == (
-            "bot",
-            "queued",
-            "asked for a person",
-        )
+    event = the_state_change(engine, chat.id)
+    assert (event.from_state, event.to_state, event.reason) == (
+        "bot",
+        "queued",
+        "asked for a person",
+    )
     held = chat.send("hello? anyone there?")
     # The bot is silent; the customer is told once that what they type is kept.
     assert [r["kind"] for r in held["replies"]] == ["queued_ack"]

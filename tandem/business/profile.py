@@ -291,6 +291,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "booking_date_unparsed": (
         'Sorry, I didn\'t understand that date. Try something like "Saturday" or "December 12".'
     ),
+    "booking_time_before_day": "{time} noted.",
     "booking_date_past": "{day} has already passed. Which day would you like?",
     "booking_date_closed": "We're closed on {day}. Which other day would suit you?",
     "booking_date_too_far": (

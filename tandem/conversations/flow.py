@@ -29,8 +29,11 @@ from handoff.policy import Decision, PolicyError, PolicySettings, load_policy
 from handoff.signals import (
     CUSTOM_KEY,
     PERSON_PAYLOAD,
+    AnySignal,
     HandoffSignal,
     IdentifiedSignal,
+    RefusedSignal,
+    RetrySignal,
     read_signal,
 )
 from sentiment.analyzer import SentimentScores
@@ -394,6 +397,8 @@ class ChatFlows:
             record_sentiment(customer_message, scores)
             effects = Effects(conversation_id)
             handoff_request: str | None = None
+            slot_retries = 0  # the form's count of rejected answers to one question
+            slot_refused = False  # the form understood the answer but could not take it
             bot_said: list[tuple[Message, dict[str, Any]]] = []
             if answer is None:
                 customer_message.status = "bot_unavailable"
@@ -420,8 +425,13 @@ class ChatFlows:
                 service.record_nlu(customer_message, answer.parse_data)
                 customer_message.status = "answered"
                 for bot_message in answer.messages:
-                    stored, request = self._store_bot_message(session, conversation, bot_message)
-                    handoff_request = handoff_request or request
+                    stored, signal = self._store_bot_message(session, conversation, bot_message)
+                    if isinstance(signal, HandoffSignal) and conversation.state == State.BOT:
+                        handoff_request = handoff_request or signal.reason
+                    elif isinstance(signal, RetrySignal):
+                        slot_retries = max(slot_retries, signal.attempt)
+                    elif isinstance(signal, RefusedSignal):
+                        slot_refused = True
                     if stored is not None:
                         session.flush()
                         bot_said.append((stored, effects.say(stored)))
@@ -431,6 +441,8 @@ class ChatFlows:
                 customer_message,
                 self.policy,
                 handoff_request=handoff_request,
+                slot_retries=slot_retries,
+                slot_refused=slot_refused,
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
             )
@@ -440,13 +452,12 @@ class ChatFlows:
 
     def _store_bot_message(
         self, session: Session, conversation: Conversation, bot_message: dict[str, Any]
-    ) -> tuple[Message | None, str | None]:
-        """Store one bot reply; also returns the reason when an action asked for a person."""
+    ) -> tuple[Message | None, AnySignal | None]:
+        """Store one bot reply; also returns the action's signal, if it carries one."""
         custom = bot_message.get("custom")
         signal = read_signal(custom)
         text = bot_message.get("text") or ""
         payload: dict[str, Any] = {}
-        request: str | None = None
         if bot_message.get("buttons"):
             payload["buttons"] = [
                 {"title": b.get("title", ""), "payload": b.get("payload", "")}
@@ -460,16 +471,14 @@ class ChatFlows:
         elif isinstance(signal, HandoffSignal):
             payload["tandem"] = signal.model_dump()
             text = text or signal.text or HANDOFF_DEFAULT_TEXT
-            if conversation.state == State.BOT:
-                request = signal.reason
-        elif custom is not None:
+        elif custom is not None and signal is None:
             payload["custom"] = custom
         if not text and not payload.get("buttons"):
-            return None, request
+            return None, signal
         message, _ = service.add_message(
             session, conversation, sender="bot", text=text, payload=payload or None
         )
-        return message, request
+        return message, signal
 
     # ------------------------------------------------------------------ late sentiment
 
