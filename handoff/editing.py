@@ -55,6 +55,7 @@ _LABELS = {
     "triggers.negative_streak.score_cutoff": "A message at or below this score is negative",
     "triggers.negative_streak.turns": "Negative messages in a row",
     "triggers.fallbacks.count": "Bot misunderstandings in a row",
+    "triggers.fallbacks.pleased_score": "A misunderstood message this positive does not count",
     "triggers.repeated_intent.count": "Same question this many times",
     "triggers.high_value.lifetime_value": "High value: lifetime value at least",
     "triggers.high_value.open_order_value": "High value: an open order worth at least",

@@ -83,10 +83,25 @@ class HumanRequestTrigger(_Strict):
             "speak to a person",
             "talk to someone",
             "speak to someone",
+            "talk to somebody",
+            "speak to somebody",
+            "talk with someone",
+            "speak with someone",
+            "talk with somebody",
+            "speak with somebody",
+            "talk with a person",
+            "speak with a person",
+            "talk with a human",
+            "speak with a human",
+            "chat with a person",
+            "chat with someone",
             "live agent",
+            "human agent",
             "representative",
             "speak to a manager",
             "talk to a manager",
+            "speak with a manager",
+            "talk with a manager",
         ]
     )
     # "r u a real person?" asks what the bot is: answered honestly, it starts nothing.
@@ -98,6 +113,11 @@ class FallbacksTrigger(_Strict):
     enabled: bool = True
     intents: list[str] = Field(default_factory=lambda: ["nlu_fallback", "out_of_scope"])
     count: int = Field(2, ge=1, description="consecutive fallbacks that escalate")
+    # A customer chatting happily ("nice, ok I'll order both later") is not stuck when the
+    # bot misses it: a message this positive (and not sarcastic) is no misunderstanding.
+    pleased_score: float = Field(
+        0.5, ge=-1, le=1.0, description="a fallback on a message this positive does not count"
+    )
     priority: int = Field(2, ge=0, le=100)
 
 
@@ -234,7 +254,11 @@ def _default_needs() -> dict[str, Need]:
             phrases=["allergic reaction", "allergic", "rash", "burned", "burnt", "caught fire",
                      "injured", "injury", "hurt my", "hurt me", "cut myself", "choking",
                      "hospital", "unsafe", "dangerous", "toxic", "fire hazard", "bleeding",
-                     "my child swallowed", "swallowed"],
+                     "my child swallowed", "swallowed", "bled", "got hurt", "was hurt",
+                     "hurt herself", "hurt himself", "cut herself", "cut himself", "cut my hand",
+                     "cut her hand", "cut his hand", "cut my finger", "cut her finger",
+                     "cut his finger", "broken glass", "skin reaction", "skin irritation",
+                     "hives", "swollen", "blisters", "electric shock"],
         ),
         "wholesale": Need(
             reason="wholesale or bulk order",
@@ -326,8 +350,7 @@ class StuckTrigger(_Strict):
             "same message", "same answer", "same reply", "you already said that",
             "you keep saying", "repeating yourself", "not answering my question",
             "not answering the question", "still not answering", "you're not answering",
-            "youre not answering", "didn't answer my question", "didnt answer my question",
-            "doesn't answer my question", "doesnt answer my question", "that doesn't answer",
+            "didn't answer my question", "doesn't answer my question", "that doesn't answer",
         ]
     )
     pings: int = Field(2, ge=1, description="'hello?' / 'anyone there?' messages in a row")
@@ -507,11 +530,18 @@ def stated_amount(text: str) -> float | None:
     return max(amounts) if amounts else None
 
 
+_APOSTROPHES = re.compile(r"['\u2019`]")
+
+
 def phrase_hits(text: str, phrases: list[str]) -> list[str]:
-    """Phrases found as whole words ("sue" matches "I'll sue", never "issue")."""
+    """Phrases found as whole words ("sue" matches "I'll sue", never "issue").
+
+    Apostrophes are ignored on both sides: customers type "doesnt" and "you’re" as often
+    as "doesn't", and the owner writes the phrase once."""
+    text = _APOSTROPHES.sub("", text)
     hits = []
     for phrase in phrases:
-        words = r"\s+".join(re.escape(word) for word in phrase.split())
+        words = r"\s+".join(re.escape(word) for word in _APOSTROPHES.sub("", phrase).split())
         if re.search(rf"(?<![\w]){words}(?![\w])", text, re.IGNORECASE):
             hits.append(phrase)
     return hits

@@ -433,3 +433,21 @@ def test_a_customer_saying_the_bot_does_not_answer_is_stuck(text: str) -> None:
     decision = evaluate(signals(text=text), DEFAULTS)
     assert decision.escalate and decision.reasons[0].code == "unanswered"
     assert not evaluate(signals(text="is the answer the same for sale items?"), DEFAULTS).escalate
+
+
+def test_phrases_match_with_or_without_apostrophes() -> None:
+    from handoff.policy import phrase_hits
+
+    assert phrase_hits("that doesnt answer it", ["that doesn't answer"]) == ["that doesn't answer"]
+    assert phrase_hits("you’re not answering", ["youre not answering"]) == ["youre not answering"]
+    assert phrase_hits("ill sue", ["I'll sue"]) == ["I'll sue"]
+    assert phrase_hits("this is an issue", ["sue"]) == []  # still whole words only
+
+
+def test_asking_to_talk_with_somebody_is_a_request_for_a_person() -> None:
+    settings = load_policy(PROJECT_ROOT / "handoff.yml")
+    asks = evaluate(
+        Signals("c", intent="nlu_fallback", text="could i talk with somebody who works there"),
+        settings,
+    )
+    assert asks.escalate and asks.reasons[0].code == "asked_for_person"
