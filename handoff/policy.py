@@ -206,9 +206,12 @@ class HighValueTrigger(_Strict):
             "refund_status",
         ]
     )
-    # These are routine unless the customer is unhappy (score at or below the cutoff).
+    # These are routine unless the customer is unhappy (score at or below the cutoff); an
+    # unhappy message the bot did not understand is a problem it cannot solve.
     need_when_negative: list[str] = Field(
-        default_factory=lambda: ["order_status", "ask_shipping", "ask_returns"]
+        default_factory=lambda: [
+            "order_status", "ask_shipping", "ask_returns", "nlu_fallback", "out_of_scope",
+        ]
     )
     negative_cutoff: float = Field(-0.25, ge=-1, le=1)
     priority: int = Field(3, ge=0, le=100)
@@ -823,8 +826,13 @@ def _value_need(signals: Signals, intent: str | None, rule: HighValueTrigger) ->
         return intent.replace("_", " ") if intent else None
     score = signals.sentiment_score
     if intent in rule.need_when_negative and score is not None and score <= rule.negative_cutoff:
+        if intent in _NOT_UNDERSTOOD:
+            return "an unhappy message the bot did not understand"
         return f"an unhappy {intent.replace('_', ' ') if intent else 'question'}"
     return None
+
+
+_NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
 
 
 def high_value_reasons(customer: CustomerValue | None, settings: PolicySettings) -> list[Reason]:
