@@ -21,6 +21,7 @@ from actions.common import (
     text_of,
     verified_customer_id,
 )
+from tandem.business.contact import parse_name
 from tandem.business.service import (
     BusinessService,
     ServiceError,
@@ -33,11 +34,13 @@ _TIME_RE = re.compile(
     r"\s*(?P<meridiem>a\.?m\.?|p\.?m\.?|h\b)?(?![\d/])",
     re.IGNORECASE,
 )
-_NAME_PREFIX = re.compile(r"^(my name is|my name's|i am|i'm|im|it's|its|this is|name:?)\s+", re.I)
 _PHONE_IN_TEXT = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
-_PHONE_WORDS = re.compile(
-    r"\b(and )?(my )?(phone|number|mobile|cell|tel)( number)?( is|:)?\b|\band\b\s*$", re.I
+_CONTACT_WORDS = re.compile(
+    r"\b(and )?(my )?(phone|number|mobile|cell|tel|e-?mail|mail)( number| address)?( is|:)?\b"
+    r"|\band\b\s*$",
+    re.I,
 )
+_EMAIL_IN_TEXT = re.compile(r"\S+@\S+")
 # an afternoon guess for bare small hours: nobody books a styling session at 3 AM
 LATEST_BARE_PM_HOUR = 7
 # "saturday afternoon": the words people use for a part of the day, and its local hours
@@ -70,6 +73,7 @@ _SPOKEN_TIMES: tuple[tuple[re.Pattern[str], int, int], ...] = (
     (re.compile(rf"\bhalf (?:past |after ){_HOUR}\b"), 30, 0),
     (re.compile(rf"\b(?:a )?quarter (?:past |after ){_HOUR}\b"), 15, 0),
     (re.compile(rf"\b(?:a )?quarter (?:to |before |til |till ){_HOUR}\b"), 45, -1),
+    (re.compile(rf"\bhalf {_HOUR}\b"), 30, 0),  # British: "half 3" is 3:30
     (re.compile(rf"\b{_HOUR} ?(?:o'? ?clock|oclock)\b"), 0, 0),
     (re.compile(rf"\b{_HOUR} thirty\b"), 30, 0),
 )
@@ -135,10 +139,6 @@ def parse_time(text: str) -> time | None:
                 continue
         return time(hour, minute)
     return None
-
-
-def _letters(text: str) -> int:
-    return sum(ch.isalpha() for ch in text)
 
 
 class BookingSlotsValidation(TandemFormValidation):
@@ -308,9 +308,11 @@ class ValidateBookingForm(BookingSlotsValidation):
         phone = normalise_phone(phone_match.group(0)) if phone_match else None
         if phone is not None and phone_match is not None:
             text = text[: phone_match.start()] + text[phone_match.end() :]
-            text = _PHONE_WORDS.sub(" ", text)
-        name = _NAME_PREFIX.sub("", re.sub(r"\s+", " ", text).strip()).strip(" .,!;-")
-        if _letters(name) < 2 or any(ch.isdigit() for ch in name) or len(name) > 100:
+        # "Carlos Ruiz, my mail carlos@example.com": the name is still there
+        text = _CONTACT_WORDS.sub(" ", _EMAIL_IN_TEXT.sub(" ", text))
+        # The offline form's reading of a name: never "yes that good" or a question.
+        name = parse_name(re.sub(r"\s+", " ", text).strip(" .,!;-"))
+        if name is None:
             return self.retry(
                 dispatcher, tracker, profile().say("booking_name_invalid"), "customer_name"
             )

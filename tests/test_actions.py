@@ -508,6 +508,7 @@ def test_parse_time() -> None:
     assert str(parse_time("16h")) == "16:00:00" and str(parse_time("16h30")) == "16:30:00"
     assert str(parse_time("any time after 2")) == "14:00:00"
     assert parse_time("4 hours") is None
+    assert str(parse_time("half 3")) == "15:30:00"
 
 
 def test_part_of_day_words() -> None:
@@ -813,6 +814,7 @@ def profile_without(section: str) -> BusinessProfile:
         ("Jane Doe, 312 555 0199", "Jane Doe", "3125550199"),
         ("it's jane doe and my number is (312) 555-0199", "Jane Doe", "3125550199"),
         ("Ana María López", "Ana María López", None),
+        ("Carlos Ruiz, my mail carlos.ruiz77@hotmail.com", "Carlos Ruiz", None),
     ],
 )
 async def test_name_and_phone_in_one_message(text: str, name: str, phone: str | None) -> None:
@@ -886,3 +888,13 @@ async def test_a_closed_day_asked_for_twice_is_choosing_not_failing(
     assert not retry_events(messages) and not any(m.get("buttons") for m in messages)
     # The gateway is told it was a choice the shop could not give, not a failed try.
     assert payloads(messages) == [{"type": "refused", "question": "booking_form:appointment_date"}]
+
+
+@pytest.mark.parametrize("text", ["yes that good", "ok", "is it booked?", "thx bye"])
+async def test_the_booking_takes_no_answer_or_farewell_as_a_name(text: str) -> None:
+    tracker = make_tracker(
+        text, candidates={"customer_name": text}, form="booking_form", requested="customer_name"
+    )
+    messages, slots = await run(ValidateBookingForm(), tracker)
+    assert slots["customer_name"] is None
+    assert "name" in texts(messages).lower()

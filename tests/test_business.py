@@ -190,6 +190,12 @@ def test_reopening_words_are_data(profile: BusinessProfile) -> None:
         ("nov 18", date(2026, 11, 18)),
         ("jan 3rd", date(2027, 1, 3)),
         ("in 3 days", date(2026, 11, 21)),
+        # as strangers wrote them when asked for the day (TODAY is Wednesday 18 November)
+        ("the 12", date(2026, 12, 12)),
+        ("on the 20 please", date(2026, 11, 20)),
+        ("next week thursday", date(2026, 11, 26)),
+        ("thursday next week", date(2026, 11, 26)),
+        ("the 12 people", None),
         ("hello there", None),
     ],
 )

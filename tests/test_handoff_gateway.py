@@ -988,10 +988,15 @@ def test_no_thanks_leaves_the_form_and_keeps_the_ticket(gw: Gateway) -> None:
         ("one two three four five six", None),
         ("A" * 81, None),
         ("blazer", None),
+        # as strangers typed them at a name question
+        ("Good. Name: Lena Hoffmann", "Lena Hoffmann"),
+        ("name is Amira Haddad, it is my wife name", "Amira Haddad"),
+        ("Good, thanks", None),
+        ("yes that good", None),
     ],
 )
 def test_parse_name(text: str, name: str | None) -> None:
-    from tandem.desk.offline import parse_name
+    from tandem.business.contact import parse_name
 
     assert parse_name(text) == name
 
@@ -1007,7 +1012,7 @@ def test_parse_name(text: str, name: str | None) -> None:
     ],
 )
 def test_find_email(text: str, found: tuple[str | None, str | None]) -> None:
-    from tandem.desk.offline import find_email
+    from tandem.business.contact import find_email
 
     assert find_email(text) == found
 

@@ -883,7 +883,9 @@ _DATE_PATTERNS = (
     re.compile(rf"\b(?:{_MONTHS})\.? (?:the )?{_DAY_NUMBER}(?: \d{{4}})?\b"),
     re.compile(rf"\b(?:the )?{_DAY_NUMBER} (?:of )?(?:{_MONTHS})\b(?: \d{{4}})?"),
 )
-_DAY_OF_MONTH = re.compile(r"\bthe (\d{1,2})(?:st|nd|rd|th)\b")
+# "the 12th", "on the 12", "the 12": a day of this month or the next ("the 12 people" is
+# not: the number must end the phrase or be followed by an ordinal suffix)
+_DAY_OF_MONTH = re.compile(r"\bthe (\d{1,2})(?:st|nd|rd|th\b|\s*$|(?= (?:please|pls|if)\b))")
 _WEEKDAY_NAMES = {
     "mon": 0, "monday": 0, "tue": 1, "tues": 1, "tuesday": 1, "wed": 2, "weds": 2,
     "wednesday": 2, "thu": 3, "thur": 3, "thurs": 3, "thursday": 3, "fri": 4, "friday": 4,
@@ -929,6 +931,10 @@ def _resolve_weekday(cleaned: str, today: date) -> date | None:
     ahead = (_WEEKDAY_NAMES[match.group(2)] - today.weekday()) % 7
     if match.group(1) == "next" and ahead == 0:
         ahead = 7
+    if re.search(r"\bnext week\b", cleaned):
+        # "next week thursday": that weekday in the next calendar week (weeks start Monday)
+        monday = today + timedelta(days=7 - today.weekday())
+        return monday + timedelta(days=_WEEKDAY_NAMES[match.group(2)])
     return today + timedelta(days=ahead)
 
 
