@@ -118,6 +118,15 @@ class FallbacksTrigger(_Strict):
     pleased_score: float = Field(
         0.5, ge=-1, le=1.0, description="a fallback on a message this positive does not count"
     )
+    # The model often misses it ("nice, ok I'll order both later" scores -0.2): a message
+    # that opens with one of these and goes on (no question, no sarcasm, no "no") is chat.
+    pleased_openers: list[str] = Field(
+        default_factory=lambda: [
+            "nice", "lovely", "great", "cool", "perfect", "awesome", "amazing", "brilliant",
+            "wonderful", "fantastic", "haha", "lol", "thanks", "thank you", "thx", "ty",
+            "cheers", "yay",
+        ]
+    )
     priority: int = Field(2, ge=0, le=100)
 
 

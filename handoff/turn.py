@@ -181,6 +181,31 @@ def fold_mood(mood: Mood, turn: TurnFacts, policy: PolicySettings) -> Mood:
     return mood
 
 
+def reads_pleased(text: str, felt: float | None, mood: Mood, policy: PolicySettings) -> bool:
+    """A customer chatting happily, not stuck, when the bot misses what they say: a clearly
+    positive score, or a message that opens with thanks or praise and goes on ("nice, ok
+    I'll order both later"). Never with a question, sarcasm or a "no" in it (the Mood,
+    already holding this message, says), and never bare praise ("fantastic.") after a
+    failure, which is as likely ironic."""
+    rule = policy.triggers.fallbacks
+    if "?" in text or mood.pushes_back:
+        return False
+    if felt is not None and mood.scores[-1] >= rule.pleased_score:
+        return True
+    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
+    openers = [o.split() for o in rule.pleased_openers]
+    opener = next((o for o in openers if words[: len(o)] == o), None)
+    if opener is None:
+        return False
+    praise = {w for o in openers for w in o} | _INTENSIFIERS
+    said = [w for w in words[len(opener) :] if w not in praise]
+    return len(said) >= 2
+
+
+# Words that only strengthen praise ("fantastic. just fantastic."): no content of their own.
+_INTENSIFIERS = frozenset({"just", "so", "really", "very", "oh", "ok", "okay", "soo", "sooo"})
+
+
 def decide_turn(
     turn: TurnFacts,
     state: HandoffState,
@@ -195,8 +220,7 @@ def decide_turn(
     mood = fold_mood(mood, turn, policy)
     felt = felt_score(turn.text, turn.entity_spans, turn.sentiment)
     intent = turn.intent
-    # The Mood's score of this message: a sarcastic one ("wow, so helpful") is negative.
-    pleased = felt is not None and mood.scores[-1] >= policy.triggers.fallbacks.pleased_score
+    pleased = reads_pleased(turn.text, felt, mood, policy)
     misunderstood = is_fallback(turn, policy)
     fallback = misunderstood and not pleased  # what counts towards "stuck"
     state = state.model_copy()

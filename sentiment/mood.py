@@ -439,6 +439,13 @@ class Mood:
     def bot_answered(self) -> float:
         return self.add_bot_event("answer")
 
+    @property
+    def pushes_back(self) -> bool:
+        """The latest customer message reads as pushing back: sarcasm, a correction of the
+        bot or a negation ("no", "didn't") in it."""
+        levels = self.levels
+        return levels["sarcasm"] >= 1.0 or levels["correction"] > 0 or levels["negation"] > 0
+
     def _updated(self) -> float:
         index = self.frustration
         self.peak = max(self.peak, index)

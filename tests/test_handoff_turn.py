@@ -322,7 +322,8 @@ def test_a_happy_customer_the_bot_misunderstands_is_chatting_not_stuck() -> None
         [
             TurnFacts("would the wide leg trousers go with it", "nlu_fallback", 0.3,
                       sentiment=0.0, bot_texts=["Sorry, I didn't quite understand that."]),
-            TurnFacts("nice, ok ill order both later", "nlu_fallback", 0.3, sentiment=0.85,
+            # -0.21: what the shipped model gives it; the opener says it is chat
+            TurnFacts("nice, ok ill order both later", "nlu_fallback", 0.3, sentiment=-0.21,
                       bot_texts=["Sorry, I didn't quite understand that."]),
         ]
     )  # fmt: skip
@@ -372,3 +373,26 @@ def test_a_customer_choosing_among_refused_times_is_not_going_round() -> None:
     )  # fmt: skip
     assert not any(o.decision.escalate for o in outcomes)
     assert [o.state.bot_repeats for o in outcomes] == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "pleased"),
+    [
+        ("haha funny thing my mom is called marigold", True),
+        ("lovely, ill get an e gift one", True),
+        ("fantastic. just fantastic.", False),  # bare praise after a failure: maybe ironic
+        ("great, so can you wrap it?", False),  # a question: still asking for something
+        ("thanks but that's not what i asked", False),  # pushes back
+        ("the stone ones, with the blazer", False),
+    ],
+)
+def test_which_misunderstood_messages_are_chat(text: str, pleased: bool) -> None:
+    outcomes = run(
+        [
+            TurnFacts("do you do gift wrap", "nlu_fallback", 0.3, sentiment=0.0,
+                      bot_texts=["Sorry, I didn't quite understand that."]),
+            TurnFacts(text, "nlu_fallback", 0.3, sentiment=-0.2,
+                      bot_texts=["Sorry, I didn't quite understand that."]),
+        ]
+    )  # fmt: skip
+    assert outcomes[-1].decision.escalate is not pleased
