@@ -155,15 +155,23 @@ class BookingSlotsValidation(TandemFormValidation):
         friday?"): taken (and checked like an answer) instead of asking "What day?" again."""
         if tracker.get_slot("appointment_date"):
             return {}
-        requested = tracker.get_slot(REQUESTED_SLOT)
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if requested and not (requested == "appointment_date" and intent == self.start_intent):
-            return {}
+        if tracker.get_slot(REQUESTED_SLOT):
+            return self.take_misread_answer(tracker, "appointment_date")
         text = latest_text(tracker)
-        with business_service() as service:
-            if service.profile.resolve_day(text, service.today()) is None:
-                return {}
-        return {"appointment_date": text}
+        return {"appointment_date": text} if self.reads_answer("appointment_date", text) else {}
+
+    async def extract_appointment_time(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self.take_misread_answer(tracker, "appointment_time")
+
+    def reads_answer(self, slot: str, text: str) -> bool:
+        if slot == "appointment_date":
+            with business_service() as service:
+                return service.profile.resolve_day(text, service.today()) is not None
+        if slot == "appointment_time":
+            return parse_time(text) is not None or part_of_day(text) is not None
+        return False
 
     def validate_appointment_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -299,19 +307,27 @@ class ValidateBookingForm(BookingSlotsValidation):
     def name(self) -> str:
         return "validate_booking_form"
 
+    def reads_answer(self, slot: str, text: str) -> bool:
+        if slot == "customer_name":
+            return read_name_and_phone(text)[0] is not None
+        if slot == "customer_phone":
+            return normalise_phone(text) is not None
+        return super().reads_answer(slot, text)
+
+    async def extract_customer_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self.take_misread_answer(tracker, "customer_name")
+
+    async def extract_customer_phone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self.take_misread_answer(tracker, "customer_phone")
+
     def validate_customer_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        text = text_of(value)
-        # "Jane Doe, 312 555 0199": the name and the phone number in one message
-        phone_match = _PHONE_IN_TEXT.search(text)
-        phone = normalise_phone(phone_match.group(0)) if phone_match else None
-        if phone is not None and phone_match is not None:
-            text = text[: phone_match.start()] + text[phone_match.end() :]
-        # "Carlos Ruiz, my mail carlos@example.com": the name is still there
-        text = _CONTACT_WORDS.sub(" ", _EMAIL_IN_TEXT.sub(" ", text))
-        # The offline form's reading of a name: never "yes that good" or a question.
-        name = parse_name(re.sub(r"\s+", " ", text).strip(" .,!;-"))
+        name, phone = read_name_and_phone(text_of(value))
         if name is None:
             return self.retry(
                 dispatcher, tracker, profile().say("booking_name_invalid"), "customer_name"
@@ -329,6 +345,18 @@ class ValidateBookingForm(BookingSlotsValidation):
                 dispatcher, tracker, profile().say("booking_phone_invalid"), "customer_phone"
             )
         return {"customer_phone": phone}
+
+
+def read_name_and_phone(text: str) -> tuple[str | None, str | None]:
+    """The name, and a phone number given with it ("Jane Doe, 312 555 0199"); an e-mail
+    given with it is passed over ("Carlos Ruiz, my mail carlos@example.com")."""
+    phone_match = _PHONE_IN_TEXT.search(text)
+    phone = normalise_phone(phone_match.group(0)) if phone_match else None
+    if phone is not None and phone_match is not None:
+        text = text[: phone_match.start()] + text[phone_match.end() :]
+    text = _CONTACT_WORDS.sub(" ", _EMAIL_IN_TEXT.sub(" ", text))
+    # The offline form's reading of a name: never "yes that good" or a question.
+    return parse_name(re.sub(r"\s+", " ", text).strip(" .,!;-")), phone
 
 
 def _slot_moment(tracker: Tracker) -> tuple[date, time] | None:

@@ -25,6 +25,7 @@ from handoff.signals import (
     IdentifiedSignal,
     RefusedSignal,
     RetrySignal,
+    UnderstoodSignal,
     to_custom,
 )
 from tandem.business.profile import DEFAULT_MESSAGES, BusinessProfile, get_profile
@@ -171,11 +172,49 @@ def slot_before_this_message(tracker: Tracker, slot: str) -> Any:
     return None
 
 
+# Intents the NLU gives a message it could not place: mid-form, maybe the answer anyway.
+MISREAD_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
+
+
 class TandemFormValidation(FormValidationAction):
     """Form validation with ordered slots, counted retries and early stops."""
 
     form_slots: ClassVar[tuple[str, ...]] = ()
     start_intent: ClassVar[str] = ""  # the request that starts the form ("Start again")
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events = await super().run(dispatcher, tracker, domain)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        requested = tracker.get_slot(REQUESTED_SLOT)
+        taken = any(
+            e.get("event") == "slot" and e.get("name") == requested and e.get("value") is not None
+            for e in events
+        )
+        if intent in MISREAD_INTENTS and requested and taken:
+            # The NLU could not place the message, yet it answered the question: the gateway
+            # must not count a misunderstanding (handoff.signals.UnderstoodSignal).
+            understood = UnderstoodSignal(question=retry_tag(self.form_name(), requested))
+            dispatcher.utter_message(json_message=to_custom(understood))
+        return events
+
+    def reads_answer(self, slot: str, text: str) -> bool:
+        """Whether `text` answers the question for `slot` ("at 3 in afternoon is possible?"
+        gives a time); a form that can tell says so, for answers the NLU misreads."""
+        return False
+
+    def take_misread_answer(self, tracker: Tracker, slot: str) -> dict[str, Any]:
+        """The answer to the question being asked when the NLU misread it as something it
+        could not place, or as the form's own request said again: `{slot: text}` when the
+        form can read it (then validated like any answer), else nothing."""
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot(REQUESTED_SLOT) != slot:
+            return {}
+        if intent not in MISREAD_INTENTS and intent != self.start_intent:
+            return {}
+        text = latest_text(tracker)
+        return {slot: text} if self.reads_answer(slot, text) else {}
 
     @abstractmethod
     def name(self) -> str:

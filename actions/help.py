@@ -252,3 +252,4 @@ class ActionAccessibility(TopicAnswer):
 
     def answer(self, p: BusinessProfile, tracker: Tracker) -> str | None:
         return p.accessibility.summary if p.accessibility else None
+

@@ -6,7 +6,7 @@ A pure library: no web code, no imports from the app; paths and loaders are pass
               answers, action-requested handoffs) that the gateway, the demo seeder, the
               dry-run and the benchmarks all call
     state     HandoffState: what a conversation remembers between turns (typed)
-    signals   Handoff/Identified/Retry/RefusedSignal: the actions <-> gateway contract
+    signals   Handoff/Identified/Retry/Refused/UnderstoodSignal: actions <-> gateway
     policy    PolicySettings, load_policy, PolicyError, Signals, CustomerValue,
               Decision, Reason, Note, evaluate
     identity  sign_identity, verify_identity, VerifiedIdentity, IdentityError

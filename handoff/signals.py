@@ -61,7 +61,16 @@ class RefusedSignal(_Signal):
     question: str = Field(min_length=1, max_length=128)
 
 
-AnySignal = HandoffSignal | IdentifiedSignal | RetrySignal | RefusedSignal
+class UnderstoodSignal(_Signal):
+    """The NLU could not place the message (a fallback), but the form took it as the
+    answer to its question ("at 3 in afternoon is possible?"): no misunderstanding, so
+    the gateway's step does not count it as a fallback."""
+
+    type: Literal["understood"] = "understood"
+    question: str = Field(min_length=1, max_length=128)
+
+
+AnySignal = HandoffSignal | IdentifiedSignal | RetrySignal | RefusedSignal | UnderstoodSignal
 BotSignal = Annotated[AnySignal, Field(discriminator="type")]
 _ADAPTER: TypeAdapter[AnySignal] = TypeAdapter(BotSignal)
 

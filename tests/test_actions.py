@@ -898,3 +898,35 @@ async def test_the_booking_takes_no_answer_or_farewell_as_a_name(text: str) -> N
     messages, slots = await run(ValidateBookingForm(), tracker)
     assert slots["customer_name"] is None
     assert "name" in texts(messages).lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "requested", "slot_value"),
+    [
+        ("at 3 in afternoon is possible?", "out_of_scope", "appointment_time", "15:00"),
+        ("name is Amira Haddad, it is my wife name", "out_of_scope", "customer_name",
+         "Amira Haddad"),
+        ("is possible the friday?", "nlu_fallback", "appointment_date", "2026-11-20"),
+    ],
+)  # fmt: skip
+async def test_a_misread_answer_to_the_forms_question_is_taken_and_said_to_be(
+    business_engine: Engine, text: str, intent: str, requested: str, slot_value: str
+) -> None:
+    """Strangers' answers the NLU could not place: the form reads them, and tells the
+    gateway it understood (so no misunderstanding is counted towards a handoff)."""
+    tracker = make_tracker(text, form="booking_form", requested=requested, intent=intent)
+    messages, slots = await run(ValidateBookingForm(), tracker)
+    assert slots.get(requested) == slot_value
+    assert {"type": "understood", "question": f"booking_form:{requested}"} in payloads(messages)
+
+
+async def test_a_misread_message_that_answers_nothing_is_not_taken(
+    business_engine: Engine,
+) -> None:
+    tracker = make_tracker(
+        "what colour is the sky", form="booking_form", requested="appointment_time",
+        intent="out_of_scope",
+    )  # fmt: skip
+    messages, slots = await run(ValidateBookingForm(), tracker)
+    assert "appointment_time" not in slots
+    assert not any(p["type"] == "understood" for p in payloads(messages))

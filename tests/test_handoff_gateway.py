@@ -101,6 +101,13 @@ class FakeRasa:
                 {"intent": {"name": "ask_hours", "confidence": 0.95}, "entities": []},
                 [{"text": "We're open Tuesday to Sunday."}],
             )
+        if "o'clock" in lowered:
+            # The NLU could not place it; the booking form read it (actions/help.py).
+            understood = {"type": "understood", "question": "booking_form:appointment_time"}
+            return RasaTurn(
+                {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "entities": []},
+                [{"custom": {"tandem": understood}}, {"text": "What name should I put it under?"}],
+            )
         if "rasa down" in lowered:
             raise RasaUnavailable("the fake Rasa is down for this message")
         if "blorf" in lowered:
@@ -456,6 +463,15 @@ def test_two_fallbacks_in_a_row_escalate(gw: Gateway) -> None:
     assert not any(reply["buttons"] for reply in second["replies"])
     [escalation] = events(gw.engine, chat, "escalation")
     assert "2 bot fallbacks in a row" in escalation.data["reasons"]
+
+
+def test_answers_the_form_read_are_no_fallbacks_whatever_the_nlu_said(gw: Gateway) -> None:
+    online(gw, staff_login(gw.engine, "ann@shop.example"))
+    chat = gw.chat()
+    gw.say(chat, "3 o'clock is possible?")
+    reply = gw.say(chat, "no wait, 4 o'clock")
+    assert gw.state(chat) == "bot"  # two nlu_fallback intents, both understood by the form
+    assert [r["text"] for r in reply["replies"]] == ["What name should I put it under?"]
 
 
 def test_a_verified_vip_is_routed_with_priority_but_an_unsigned_claim_is_not(gw: Gateway) -> None:

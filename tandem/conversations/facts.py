@@ -80,6 +80,7 @@ def turn_facts(
     handoff_request: str | None = None,
     slot_retries: int = 0,
     slot_refused: bool = False,
+    fallback: bool | None = None,
     bot_answered: bool = True,
     bot_texts: Sequence[str] = (),
 ) -> TurnFacts:
@@ -93,6 +94,7 @@ def turn_facts(
         handoff_request=handoff_request,
         slot_retries=slot_retries,
         slot_refused=slot_refused,
+        fallback=fallback,
         order_value=named_order_value(session, message),
         bot_answered=bot_answered,
         bot_texts=tuple(bot_texts),
@@ -108,6 +110,7 @@ def decide_stored_turn(
     handoff_request: str | None = None,
     slot_retries: int = 0,
     slot_refused: bool = False,
+    fallback: bool | None = None,
     bot_answered: bool = True,
     bot_texts: Sequence[str] = (),
 ) -> Decision:
@@ -119,6 +122,7 @@ def decide_stored_turn(
             handoff_request=handoff_request,
             slot_retries=slot_retries,
             slot_refused=slot_refused,
+            fallback=fallback,
             bot_answered=bot_answered,
             bot_texts=bot_texts,
         ),

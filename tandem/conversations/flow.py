@@ -34,6 +34,7 @@ from handoff.signals import (
     IdentifiedSignal,
     RefusedSignal,
     RetrySignal,
+    UnderstoodSignal,
     read_signal,
 )
 from sentiment.analyzer import SentimentScores
@@ -399,6 +400,7 @@ class ChatFlows:
             handoff_request: str | None = None
             slot_retries = 0  # the form's count of rejected answers to one question
             slot_refused = False  # the form understood the answer but could not take it
+            form_understood = False  # the NLU could not place it; the form read it
             bot_said: list[tuple[Message, dict[str, Any]]] = []
             if answer is None:
                 customer_message.status = "bot_unavailable"
@@ -432,6 +434,8 @@ class ChatFlows:
                         slot_retries = max(slot_retries, signal.attempt)
                     elif isinstance(signal, RefusedSignal):
                         slot_refused = True
+                    elif isinstance(signal, UnderstoodSignal):
+                        form_understood = True
                     if stored is not None:
                         session.flush()
                         bot_said.append((stored, effects.say(stored)))
@@ -443,6 +447,7 @@ class ChatFlows:
                 handoff_request=handoff_request,
                 slot_retries=slot_retries,
                 slot_refused=slot_refused,
+                fallback=False if form_understood else None,
                 bot_answered=answer is not None,
                 bot_texts=[view["text"] for view in effects.said if view["sender"] == "bot"],
             )
