@@ -4,9 +4,12 @@
 
 Policy: every labelled scenario goes through `handoff.turn.decide_turn`, the per-turn
 step the gateway runs on every customer message (Mood, streaks, the policy of
-handoff.yml), in three sets reported apart: `scripted` (tests/data/handoff_scenarios.yml,
+handoff.yml), in four sets reported apart: `scripted` (tests/data/handoff_scenarios.yml,
 written with the policy in view), `unscripted` (written from the kinds of need without
-looking at the policy; the tuning set) and `held-out` (the same kinds, never tuned on).
+looking at the policy; the tuning set), `strangers` (a second tuning set, written the same
+way by another helper on 2026-12-03), `held-out` (the same kinds, never tuned on) and
+`held-out-2` (written on 2026-12-03 by a helper that read neither the policy, the actions
+nor the other sets; never opened by the people tuning, see bench/RESULTS.md).
 A scenario is a positive when it is labelled to escalate.
 Precision and recall count whether it escalated at all; "on time" also needs the
 labelled turn. --analyzer rescores every turn with sentiment.Analyzer instead of the
@@ -47,7 +50,9 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 SCENARIO_SETS = {
     "scripted": DATA / "handoff_scenarios.yml",
     "unscripted": DATA / "handoff_scenarios_unscripted.yml",
+    "strangers": DATA / "handoff_scenarios_strangers.yml",
     "held-out": DATA / "handoff_scenarios_holdout.yml",
+    "held-out-2": DATA / "handoff_scenarios_holdout2.yml",
 }
 
 
@@ -337,6 +342,21 @@ def main() -> int:
             f"missed {figures.false_neg}.",
             "",
             *[f"- differs: {miss}" for miss in figures.misses],
+            "",
+        ]
+    per_source = len(SCENARIO_SETS)  # runs holds each source's sets in turn
+    for index, analyzer in enumerate(sources):
+        total = PolicyFigures(0, 0, 0, 0, 0, 0, 0, [])
+        for _, figures, _ in runs[index * per_source : (index + 1) * per_source]:
+            for field in ("scenarios", "true_pos", "false_pos", "false_neg", "on_time",
+                          "early", "late"):  # fmt: skip
+                setattr(total, field, getattr(total, field) + getattr(figures, field))
+        positives = total.true_pos + total.false_neg
+        summaries += [
+            f"**All sets, {'Analyzer' if analyzer else 'hand-given'} scores** "
+            f"({total.scenarios} scenarios): precision {total.precision:.2f}, recall "
+            f"{total.recall:.2f}, on the labelled turn {total.on_time}/{positives} "
+            f"({total.on_time / max(1, positives):.0%}).",
             "",
         ]
     console.print(policy)

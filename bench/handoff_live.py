@@ -1,6 +1,7 @@
 """Handoff through the live product: labelled conversations typed into the running gateway.
 
-    .venv/bin/python bench/handoff_live.py [--sets unscripted held-out] [--limit N] [--record]
+    .venv/bin/python bench/handoff_live.py [--sets unscripted strangers held-out held-out-2]
+        [--limit N] [--record]
 
 Starts the whole stack as `make run` does (action server, Rasa server with the trained
 model, gateway with the sentiment model and handoff.yml) on a fresh seeded database, then,
@@ -110,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--sets", nargs="+", default=["unscripted", "held-out"], choices=list(SCENARIO_SETS)
+        "--sets",
+        nargs="+",
+        default=["unscripted", "strangers", "held-out", "held-out-2"],
+        choices=list(SCENARIO_SETS),
     )
     parser.add_argument("--limit", type=int, default=None, help="scenarios per set (smoke)")
     parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
@@ -171,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Tuning: `unscripted` is the tuning set (the policy was tuned on it, and on 2026-12-02 "
         "NLU examples were written, in new words, for the kinds of failure it showed); "
-        "`held-out` was never tuned on, for the policy or the NLU data.",
+        "`strangers` is a second tuning set, written on 2026-12-03 by a helper that read "
+        "neither the policy nor the other sets, and used for the changes of that day; "
+        "`held-out` was never tuned on, for the policy or the NLU data; `held-out-2` was "
+        "written on 2026-12-03 and never opened by anyone tuning.",
         "",
         "| set | scenarios | precision | recall | on time | early | late | false alarms | missed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
