@@ -62,6 +62,17 @@ class FrustrationTrigger(_Strict):
     priority: int = Field(3, ge=0, le=100)
 
 
+class SarcasmTrigger(_Strict):
+    # Praise said ironically ("love waiting a week for nothing", "wow so helpful" after a
+    # miss): the Mood reads it (sentiment/data/frustration.yaml); a customer who is
+    # sarcastic is unhappy with the bot, whatever the frustration index says.
+    enabled: bool = True
+    # A sarcastic opener ("oh great, another bot") gives the bot its chance; sarcasm in
+    # reply to the bot is about the bot.
+    from_turn: int = Field(2, ge=1, description="customer turn from which sarcasm counts")
+    priority: int = Field(2, ge=0, le=100)
+
+
 class NegativeStreakTrigger(_Strict):
     enabled: bool = True
     score_cutoff: float = Field(-0.40, ge=-1, le=1, description="a turn at or below is negative")
@@ -102,6 +113,26 @@ class HumanRequestTrigger(_Strict):
             "talk to a manager",
             "speak with a manager",
             "talk with a manager",
+            "prefer * someone",
+            "prefer * somebody",
+            "prefer * a person",
+            "prefer * a human",
+            "rather * someone",
+            "rather * somebody",
+            "rather * a person",
+            "rather * a human",
+            "want someone to",
+            "want somebody to",
+            "need someone to",
+            "need somebody to",
+            "someone who works",
+            "somebody who works",
+            "someone from the shop",
+            "somebody from the shop",
+            "someone from the store",
+            "somebody from the store",
+            "someone from your team",
+            "someone on your team",
         ]
     )
     # "r u a real person?" asks what the bot is: answered honestly, it starts nothing.
@@ -380,6 +411,7 @@ class StuckTrigger(_Strict):
 class Triggers(_Strict):
     frustration: FrustrationTrigger = Field(default_factory=FrustrationTrigger)
     negative_streak: NegativeStreakTrigger = Field(default_factory=NegativeStreakTrigger)
+    sarcasm: SarcasmTrigger = Field(default_factory=SarcasmTrigger)
     human_request: HumanRequestTrigger = Field(default_factory=HumanRequestTrigger)
     fallbacks: FallbacksTrigger = Field(default_factory=FallbacksTrigger)
     repeated_intent: RepeatedIntentTrigger = Field(default_factory=RepeatedIntentTrigger)
@@ -458,6 +490,7 @@ class Signals:
     conversation_id: str
     intent: str | None = None
     intent_confidence: float | None = None
+    sarcasm: str | None = None  # how the Mood read this message as sarcasm, if it did
     text: str = ""
     frustration: float | None = None
     frustration_explanation: str | None = None
@@ -549,11 +582,18 @@ def phrase_hits(text: str, phrases: list[str]) -> list[str]:
     """Phrases found as whole words ("sue" matches "I'll sue", never "issue").
 
     Apostrophes are ignored on both sides: customers type "doesnt" and "you’re" as often
-    as "doesn't", and the owner writes the phrase once."""
+    as "doesn't", and the owner writes the phrase once. A `*` between two words stands for
+    up to six words ("rather * someone" finds "I'd rather deal with someone")."""
     text = _APOSTROPHES.sub("", text)
     hits = []
     for phrase in phrases:
-        words = r"\s+".join(re.escape(word) for word in _APOSTROPHES.sub("", phrase).split())
+        words = ""
+        for word in _APOSTROPHES.sub("", phrase).split():
+            if word == "*":
+                words += r"(?:\S+\s+){0,6}"
+            else:
+                words += re.escape(word) + r"\s+"
+        words = words.removesuffix(r"\s+")
         if re.search(rf"(?<![\w]){words}(?![\w])", text, re.IGNORECASE):
             hits.append(phrase)
     return hits
@@ -619,6 +659,10 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
                 rule.threshold,
             ),
         )
+
+    sarcasm = triggers.sarcasm
+    if sarcasm.enabled and signals.sarcasm:
+        fire("sarcasm", sarcasm.priority, Reason("sarcasm", signals.sarcasm))
 
     streak = triggers.negative_streak
     if streak.enabled and signals.consecutive_negative_turns >= streak.turns:

@@ -274,10 +274,13 @@ def decide_turn(
     policy_intent = intent
     if intent in ANSWER_INTENTS and state.task_intent == "cancel_order":
         policy_intent = "cancel_order"
+    # Sarcasm in reply to the bot (a sarcastic opener gives the bot its chance).
+    sarcasm = mood.sarcasm_now if mood.customer_turns >= policy.triggers.sarcasm.from_turn else None
     signals = Signals(
         conversation_id=conversation_id,
         intent=policy_intent,
         intent_confidence=turn.confidence,
+        sarcasm=sarcasm,
         text=turn.text,
         frustration=mood.frustration,
         frustration_explanation=mood.explain(),

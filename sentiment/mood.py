@@ -440,11 +440,17 @@ class Mood:
         return self.add_bot_event("answer")
 
     @property
+    def sarcasm_now(self) -> str | None:
+        """How the latest customer message reads as sarcasm ("sarcasm ('love waiting' with
+        'for weeks')"), or None."""
+        return self.details.get("sarcasm") if self.levels["sarcasm"] >= 1.0 else None
+
+    @property
     def pushes_back(self) -> bool:
         """The latest customer message reads as pushing back: sarcasm, a correction of the
         bot or a negation ("no", "didn't") in it."""
         levels = self.levels
-        return levels["sarcasm"] >= 1.0 or levels["correction"] > 0 or levels["negation"] > 0
+        return bool(self.sarcasm_now) or levels["correction"] > 0 or levels["negation"] > 0
 
     def _updated(self) -> float:
         index = self.frustration

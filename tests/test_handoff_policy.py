@@ -442,12 +442,22 @@ def test_phrases_match_with_or_without_apostrophes() -> None:
     assert phrase_hits("you’re not answering", ["youre not answering"]) == ["youre not answering"]
     assert phrase_hits("ill sue", ["I'll sue"]) == ["I'll sue"]
     assert phrase_hits("this is an issue", ["sue"]) == []  # still whole words only
+    # "*" stands for up to six words
+    assert phrase_hits("id rather deal with an actual human", ["rather * a human"]) == []
+    assert phrase_hits("id rather deal with a human", ["rather * a human"]) == ["rather * a human"]
+    too_far = "rather, one two three four five six seven someone"
+    assert phrase_hits(too_far, ["rather * someone"]) == []
 
 
 def test_asking_to_talk_with_somebody_is_a_request_for_a_person() -> None:
     settings = load_policy(PROJECT_ROOT / "handoff.yml")
-    asks = evaluate(
-        Signals("c", intent="nlu_fallback", text="could i talk with somebody who works there"),
-        settings,
-    )
-    assert asks.escalate and asks.reasons[0].code == "asked_for_person"
+    for said in (
+        "could i talk with somebody who works there",
+        "honestly I'd much prefer to go through this with someone in person",
+        "i want someone to look at the photos",
+    ):
+        asks = evaluate(Signals("c", intent="give_feedback", text=said), settings)
+        assert asks.escalate and asks.reasons[0].code == "asked_for_person", said
+    hours = "can someone tell me your hours"
+    calm = evaluate(Signals("c", intent="ask_hours", text=hours), settings)
+    assert not calm.escalate

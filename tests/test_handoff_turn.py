@@ -396,3 +396,24 @@ def test_which_misunderstood_messages_are_chat(text: str, pleased: bool) -> None
         ]
     )  # fmt: skip
     assert outcomes[-1].decision.escalate is not pleased
+
+
+def test_sarcasm_in_reply_to_the_bot_hands_over_but_a_sarcastic_opener_does_not() -> None:
+    opener = run(
+        [
+            TurnFacts("oh great, another bot", "bot_challenge", 0.9, sentiment=-0.8,
+                      bot_texts=["I'm the shop's virtual assistant. How can I help?"]),
+        ]
+    )  # fmt: skip
+    assert not opener[0].decision.escalate  # the bot gets its chance
+    replied = run(
+        [
+            TurnFacts("status of 10036 pls", "order_status", 0.9,
+                      bot_texts=["Thanks. What e-mail address did you use for the order?"]),
+            TurnFacts("it said arriving today, still nothing for weeks now. love that for me",
+                      "order_status", 0.9, sentiment=0.6,
+                      bot_texts=["Thanks. What e-mail address did you use for the order?"]),
+        ]
+    )  # fmt: skip
+    assert replied[1].decision.escalate
+    assert "sarcasm" in {r.code for r in replied[1].decision.reasons}
