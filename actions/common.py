@@ -65,6 +65,10 @@ def latest_text(tracker: Tracker) -> str:
     return str(tracker.latest_message.get("text") or "")
 
 
+def latest_intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
 def entity_values(tracker: Tracker, entity: str) -> list[str]:
     return [
         str(e.get("value"))
@@ -186,7 +190,7 @@ class TandemFormValidation(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         events = await super().run(dispatcher, tracker, domain)
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        intent = latest_intent(tracker)
         requested = tracker.get_slot(REQUESTED_SLOT)
         taken = any(
             e.get("event") == "slot" and e.get("name") == requested and e.get("value") is not None
@@ -208,7 +212,7 @@ class TandemFormValidation(FormValidationAction):
         """The answer to the question being asked when the NLU misread it as something it
         could not place, or as the form's own request said again: `{slot: text}` when the
         form can read it (then validated like any answer), else nothing."""
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        intent = latest_intent(tracker)
         if tracker.get_slot(REQUESTED_SLOT) != slot:
             return {}
         if intent not in MISREAD_INTENTS and intent != self.start_intent:
@@ -246,6 +250,12 @@ class TandemFormValidation(FormValidationAction):
     def is_requested(tracker: Tracker, slot: str) -> bool:
         return tracker.get_slot(REQUESTED_SLOT) == slot
 
+    @classmethod
+    def asked_another(cls, tracker: Tracker, slot: str) -> bool:
+        """The form asks for another slot: a value for `slot` picked up in passing is
+        dropped quietly, so the customer only hears about what they were asked."""
+        return not cls.is_requested(tracker, slot) and bool(tracker.get_slot(REQUESTED_SLOT))
+
     def retry(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str, slot: str
     ) -> dict[str, Any]:
@@ -254,7 +264,7 @@ class TandemFormValidation(FormValidationAction):
         A value that was not asked for (an entity picked up in passing) is dropped
         quietly, so the customer only hears about what they were asked.
         """
-        if not self.is_requested(tracker, slot) and tracker.get_slot(REQUESTED_SLOT):
+        if self.asked_another(tracker, slot):
             return {slot: None}
         if self.failed_twice(dispatcher, tracker, text, slot):
             return {slot: None, **self.stop_form(tracker)}
@@ -266,7 +276,7 @@ class TandemFormValidation(FormValidationAction):
         """A value understood but not possible (a closed day, a time already taken): say
         why, with the alternatives, and ask again. The customer is choosing, not failing:
         it is never counted as a failed try, so the form never gives up over it."""
-        if not self.is_requested(tracker, slot) and tracker.get_slot(REQUESTED_SLOT):
+        if self.asked_another(tracker, slot):
             return {slot: None}
         refused = RefusedSignal(question=retry_tag(self.form_name(), slot))
         dispatcher.utter_message(text=text, json_message=to_custom(refused))

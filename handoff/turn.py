@@ -220,9 +220,9 @@ def decide_turn(
     mood = fold_mood(mood, turn, policy)
     felt = felt_score(turn.text, turn.entity_spans, turn.sentiment)
     intent = turn.intent
-    pleased = reads_pleased(turn.text, felt, mood, policy)
     misunderstood = is_fallback(turn, policy)
-    fallback = misunderstood and not pleased  # what counts towards "stuck"
+    # What counts towards "stuck" (the pleased test only runs on a misunderstood message).
+    fallback = misunderstood and not reads_pleased(turn.text, felt, mood, policy)
     state = state.model_copy()
     state.negative_streak = negative_streak_after(state.negative_streak, felt, policy)
     state.fallback_streak = state.fallback_streak + 1 if fallback else 0

@@ -31,12 +31,13 @@ from handoff.identity import sign_identity
 from sentiment.analyzer import SentimentScores
 from tandem.config import Settings
 from tandem.conversations.flow import BOT_UNAVAILABLE_TEXT
-from tandem.conversations.models import Conversation, ConversationEvent, Message, Ticket
+from tandem.conversations.models import Conversation, Message, Ticket
 from tandem.db import make_engine, migrate, session_scope
 from tandem.run import free_port, seed_demo_database
 from tandem.scoring import SentimentBatcher
 from tandem.staff import service as staff_service
 from tests.chat_client import WidgetTokens
+from tests.stored_rows import events
 
 # Tuesday 24 November 2026, 15:00 in Chicago: the shop is open. Monday: closed all day.
 OPEN = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
@@ -260,16 +261,6 @@ def online(gw: Gateway, staff: StaffLogin, capacity: int = 3) -> None:
 
 def staff_post(gw: Gateway, staff: StaffLogin, path: str, body: Any = None) -> httpx.Response:
     return gw.client.post(path, json=body, headers=staff.headers())
-
-
-def events(engine: Engine, conversation_id: str, kind: str | None = None) -> list[Any]:
-    with session_scope(engine) as session:
-        query = select(ConversationEvent).where(
-            ConversationEvent.conversation_id == conversation_id
-        )
-        if kind:
-            query = query.where(ConversationEvent.kind == kind)
-        return list(session.scalars(query.order_by(ConversationEvent.id)))
 
 
 def messages(engine: Engine, conversation_id: str) -> list[Message]:

@@ -18,10 +18,11 @@ from websockets.sync.client import connect
 
 from tandem.business.models import Booking, Order, Product
 from tandem.business.profile import BusinessProfile, load_profile
-from tandem.conversations.models import ConversationEvent, Message
+from tandem.conversations.models import Message
 from tandem.db import make_engine, session_scope
 from tests.chat_client import WidgetTokens
 from tests.conftest import LiveStack
+from tests.stored_rows import events
 
 pytestmark = pytest.mark.rasa
 
@@ -76,19 +77,6 @@ def customer_messages(engine, conversation_id: str) -> list[Message]:  # type: i
                 .order_by(Message.id)
             )
         )
-
-
-def the_state_change(engine, conversation_id: str) -> ConversationEvent:  # type: ignore[no-untyped-def]
-    """The conversation's one change of state (it must have exactly one)."""
-    with session_scope(engine) as session:
-        event = session.scalars(
-            select(ConversationEvent).where(
-                ConversationEvent.conversation_id == conversation_id,
-                ConversationEvent.kind == "state_changed",
-            )
-        ).one()
-        session.expunge(event)
-        return event
 
 
 def bookable_slot(engine, profile: BusinessProfile, days_ahead: int, pick: int | None):  # type: ignore[no-untyped-def]
@@ -235,7 +223,7 @@ def test_the_order_number_typed_again_at_the_email_question_twice_hands_over(
     assert chat.state() == "bot"  # one rejected answer is no loop yet
     chat.say(number)
     assert chat.state() in {"queued", "offline"}
-    event = the_state_change(engine, chat.id)
+    [event] = events(engine, chat.id, "state_changed")
     assert event.from_state == "bot" and "going round" in (event.reason or "")
 
 
@@ -271,7 +259,7 @@ def test_request_for_a_person_hands_off_and_silences_the_bot(client: httpx.Clien
     reply = chat.say("i want to talk to a real person please")
     assert reply  # the customer is told what happens next
     assert chat.state() == "queued"
-    event = the_state_change(engine, chat.id)
+    [event] = events(engine, chat.id, "state_changed")
     assert (event.from_state, event.to_state, event.reason) == (
         "bot",
         "queued",
