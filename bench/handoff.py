@@ -7,9 +7,10 @@ step the gateway runs on every customer message (Mood, streaks, the policy of
 handoff.yml), in four sets reported apart: `scripted` (tests/data/handoff_scenarios.yml,
 written with the policy in view), `unscripted` (written from the kinds of need without
 looking at the policy; the tuning set), `strangers` (a second tuning set, written the same
-way by another helper on 2026-12-03), `held-out` (the same kinds, never tuned on) and
-`held-out-2` (written on 2026-12-03 by a helper that read neither the policy, the actions
-nor the other sets; never opened by the people tuning, see bench/RESULTS.md).
+way by another helper on 2026-12-03), `held-out` (the same kinds, never tuned on, but
+partly seen on 2026-12-03) and `held-out-2` (written on 2026-12-03 by a helper that read
+neither the policy, the actions nor the other sets; never opened by the people tuning, see
+bench/RESULTS.md).
 A scenario is a positive when it is labelled to escalate.
 Precision and recall count whether it escalated at all; "on time" also needs the
 labelled turn. --analyzer rescores every turn with sentiment.Analyzer instead of the
@@ -388,7 +389,9 @@ def main() -> int:
         )
         lines = [
             f"{scenario_count} labelled scenarios through `handoff.turn.decide_turn`, the "
-            f"gateway's own per-turn step: {sets}. The held-out set is never tuned on.",
+            f"gateway's own per-turn step: {sets}. Tuning sets: scripted, unscripted, "
+            "strangers. The held-out sets are never tuned on; `held-out` was partly seen "
+            "on 2026-12-03 (see below), `held-out-2` is the clean one.",
             "",
             *summaries,
             "| queue backend | uncontended claims/s | contended attempts/s (20 per conversation) |",

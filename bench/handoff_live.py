@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         "NLU examples were written, in new words, for the kinds of failure it showed); "
         "`strangers` is a second tuning set, written on 2026-12-03 by a helper that read "
         "neither the policy nor the other sets, and used for the changes of that day; "
-        "`held-out` was never tuned on, for the policy or the NLU data; `held-out-2` was "
+        "`held-out` was never tuned on, for the policy or the NLU data, but was partly seen "
+        "on 2026-12-03 (see below); `held-out-2` was "
         "written on 2026-12-03 and never opened by anyone tuning.",
         "",
         "| set | scenarios | precision | recall | on time | early | late | false alarms | missed |",
