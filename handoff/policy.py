@@ -16,7 +16,7 @@ Triggers (each has `enabled` and `priority`, plus its own thresholds):
                        answers are not helping, even if the customer stays polite
     complaint          a complaint intent
     large_cancellation cancelling an order whose value >= order_value
-    legal              legal words in the text (lawyer, sue, chargeback, BBB, ...)
+    legal              legal words in the text (lawyer, "I'll sue", chargeback, BBB, ...)
     high_value         a VERIFIED customer in a listed tier, or with lifetime value or an
                        open order above the thresholds; unverified claims are only noted.
                        `mode: priority` (default): it only raises the priority of a
@@ -194,6 +194,13 @@ class LargeCancellationTrigger(_Strict):
     priority: int = Field(3, ge=0, le=100)
 
 
+SUE_AS_A_VERB = [
+    "sue you", "sue u", "sue ya", "sue your", "sue the", "sue them", "sue this", "sue over",
+    "sue for", "to sue", "i'll sue", "will sue", "would sue", "i'd sue", "gonna sue",
+    "going to sue", "could sue", "can sue", "and sue", "we sue",
+]  # fmt: skip
+
+
 class LegalTrigger(_Strict):
     enabled: bool = True
     words: list[str] = Field(
@@ -202,7 +209,6 @@ class LegalTrigger(_Strict):
             "lawyers",
             "attorney",
             "attorneys",
-            "sue",
             "suing",
             "sued",
             "lawsuit",
@@ -212,6 +218,7 @@ class LegalTrigger(_Strict):
             "BBB",
             "better business bureau",
             "small claims",
+            *SUE_AS_A_VERB,  # "my name is Sue Parker" is not a legal threat
         ]
     )
     priority: int = Field(5, ge=0, le=100)
@@ -369,7 +376,8 @@ class StuckTrigger(_Strict):
     Stuck when the bot says (nearly) the same thing again while the customer answers or
     repeats themselves (a form failing on the same slot), when the customer says the bot
     is not answering, or after `pings` messages in a row that only ask whether anyone is
-    there.
+    there (bare greetings, "hi" then "hello", need one more: a second hello is not yet a
+    customer left waiting).
     """
 
     enabled: bool = True
@@ -399,10 +407,11 @@ class StuckTrigger(_Strict):
     pings: int = Field(2, ge=1, description="'hello?' / 'anyone there?' messages in a row")
     ping_phrases: list[str] = Field(
         default_factory=lambda: [
-            "hello", "helloo", "hellooo", "hello hello", "hi", "hey", "anyone",
-            "anyone there", "anybody", "anybody there", "is anyone there", "is anybody there",
-            "is someone there", "anyone home", "are you there", "you there", "u there",
-            "still there", "are you still there", "hello anyone", "hellooooo", "yo", "ping",
+            "hello", "helloo", "hellooo", "hello hello", "hi", "hey", "anyone", "anybody",
+            "anyone * there", "anybody * there", "is anyone * there", "is anybody * there",
+            "is someone * there", "is somebody * there", "anyone home", "are you there",
+            "you there", "u there", "still there", "are you still there", "hello anyone",
+            "hellooooo", "yo", "ping",
         ]
     )
     priority: int = Field(3, ge=0, le=100)
@@ -503,6 +512,7 @@ class Signals:
     already_escalated: bool = False
     basket_value: float | None = None  # a basket the customer stated (entities, cart)
     pings: int = 0  # messages in a row that only ask whether anyone is there
+    ping_asked: bool = False  # one of them asked ("hello?", "anyone there"), not just "hi"
     bot_repeats: int = 0  # near-identical bot replies in a row (the bot is going round)
 
 
@@ -585,18 +595,21 @@ def phrase_hits(text: str, phrases: list[str]) -> list[str]:
     as "doesn't", and the owner writes the phrase once. A `*` between two words stands for
     up to six words ("rather * someone" finds "I'd rather deal with someone")."""
     text = _APOSTROPHES.sub("", text)
-    hits = []
-    for phrase in phrases:
-        words = ""
-        for word in _APOSTROPHES.sub("", phrase).split():
-            if word == "*":
-                words += r"(?:\S+\s+){0,6}"
-            else:
-                words += re.escape(word) + r"\s+"
-        words = words.removesuffix(r"\s+")
-        if re.search(rf"(?<![\w]){words}(?![\w])", text, re.IGNORECASE):
-            hits.append(phrase)
-    return hits
+    return [
+        phrase
+        for phrase in phrases
+        if re.search(rf"(?<![\w]){_phrase_pattern(phrase)}(?![\w])", text, re.IGNORECASE)
+    ]
+
+
+def _phrase_pattern(phrase: str) -> str:
+    words = ""
+    for word in _APOSTROPHES.sub("", phrase).split():
+        if word == "*":
+            words += r"(?:\S+\s+){0,6}"
+        else:
+            words += re.escape(word) + r"\s+"
+    return words.removesuffix(r"\s+")
 
 
 def _at_least(value: float, threshold: float) -> bool:
@@ -787,7 +800,7 @@ def evaluate(signals: Signals, settings: PolicySettings) -> Decision:
     elif stuck.enabled and (unanswered := phrase_hits(signals.text, stuck.unanswered_phrases)):
         said = f"says the bot is not answering ('{unanswered[0]}')"
         fire("stuck", stuck.priority, Reason("unanswered", said, unanswered[0]))
-    elif stuck.enabled and signals.pings >= stuck.pings:
+    elif stuck.enabled and signals.pings >= stuck.pings + (0 if signals.ping_asked else 1):
         said = f"asked whether anyone is there {signals.pings} times in a row"
         fire("stuck", stuck.priority, Reason("waiting", said, signals.pings, stuck.pings))
 
@@ -861,16 +874,31 @@ def is_shouting(text: str, rule: ShoutingTrigger) -> bool:
     return sum(c.isupper() for c in letters) / len(letters) >= rule.caps_share
 
 
+_HELLO = r"(?:h+e+l+o+|h+i+|h+e+y+)"
+_GREETING = rf"(?:{_HELLO}|a+n+y+o+n+e+)"
+
+
 def is_ping(text: str, rule: StuckTrigger) -> bool:
-    """A message that only asks whether anyone is there ("hello??", "anyone?", "??")."""
-    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    """A message that only asks whether anyone is there ("hello??", "anyone?", "??",
+    "hellooo is anybody actually there")."""
+    words = re.sub(r"[^\w\s]", " ", _APOSTROPHES.sub("", text.lower())).split()
     if not words:
         return bool(re.fullmatch(r"\s*[?!.]+\s*", text))
     phrase = " ".join(words)
-    greeting = r"(?:h+e+l+o+|a+n+y+o+n+e+|h+i+|h+e+y+)"
-    return phrase in {p.lower() for p in rule.ping_phrases} or bool(
-        re.fullmatch(rf"{greeting}(?: {greeting})*", phrase)
+    if re.fullmatch(rf"{_GREETING}(?: {_GREETING})*", phrase):
+        return True
+    after_greeting = re.sub(rf"^(?:{_HELLO} )+", "", phrase)
+    return any(
+        re.fullmatch(_phrase_pattern(ping.lower()), candidate)
+        for ping in rule.ping_phrases
+        for candidate in {phrase, after_greeting}
     )
+
+
+def ping_asks(text: str) -> bool:
+    """A ping that asks ("hello?", "anyone there") rather than greets again ("hello")."""
+    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
+    return "?" in text or not re.fullmatch(rf"{_GREETING}(?: {_GREETING})*", " ".join(words))
 
 
 def _value_need(signals: Signals, intent: str | None, rule: HighValueTrigger) -> str | None:

@@ -27,6 +27,7 @@ class HandoffState(BaseModel):
     task_intent: str | None = Field(None, description="the last intent that asked for something")
     order_value: float | None = Field(None, description="value of the order being discussed")
     ping_streak: int = Field(0, ge=0, description="'hello?'-only messages in a row")
+    ping_asked: bool = Field(False, description="one of those asked ('hello?'), not just 'hi'")
     bot_repeats: int = Field(0, ge=0, description="bot re-asks or failures in a row")
     recent_bot: list[str] = Field(
         default_factory=list, description="the bot's last replies, normalised (at most 2)"

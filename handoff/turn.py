@@ -27,6 +27,7 @@ from handoff.policy import (
     evaluate,
     is_ping,
     phrase_hits,
+    ping_asks,
     value_boost,
 )
 from handoff.state import HandoffState
@@ -227,7 +228,9 @@ def decide_turn(
     state.negative_streak = negative_streak_after(state.negative_streak, felt, policy)
     state.fallback_streak = state.fallback_streak + 1 if fallback else 0
     stuck = policy.triggers.stuck
-    state.ping_streak = state.ping_streak + 1 if is_ping(turn.text, stuck) else 0
+    pinged = is_ping(turn.text, stuck)
+    state.ping_streak = state.ping_streak + 1 if pinged else 0
+    state.ping_asked = pinged and (ping_asks(turn.text) or state.ping_asked)
     bot_text = _normalise(" ".join(turn.bot_texts))
     # Which of the bot's last two replies this one says again (one comparison each).
     said_again = [
@@ -293,6 +296,7 @@ def decide_turn(
         already_escalated=already_escalated,
         basket_value=turn.basket_value,
         pings=state.ping_streak,
+        ping_asked=state.ping_asked,
         bot_repeats=state.bot_repeats,
     )
     decision = evaluate(signals, policy)

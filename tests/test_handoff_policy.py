@@ -137,7 +137,8 @@ def test_large_cancellation_boundary_and_unknown_value() -> None:
     ("text", "hit"),
     [
         ("I'm calling my LAWYER", "'lawyer'"),
-        ("we will sue you", "'sue'"),
+        ("we will sue you", "'sue you', 'will sue'"),
+        ("ok Ill sue then", "'i'll sue'"),
         ("I'll file a chargeback with my bank", "'chargeback'"),
         ("reporting you to the BBB", "'BBB'"),
         ("see you in small   claims court", "'small claims'"),
@@ -155,6 +156,13 @@ def test_legal_words(text: str, hit: str) -> None:
 def test_legal_words_need_whole_words(text: str) -> None:
     assert evaluate(signals(text=text), settings(triggers={"legal": {"words": ["sue", "lawyer"]}})
                     ).escalate is False  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text", ["my name is Sue Parker", "it's booked under sue", "Sue", "ask for Sue at the till"]
+)
+def test_sue_as_a_name_is_not_legal_language(text: str) -> None:
+    assert "legal" not in evaluate(signals(text=text), DEFAULTS).triggers
 
 
 ESCALATE_VALUE = settings(triggers={"high_value": {"mode": "escalate"}})
@@ -406,8 +414,10 @@ def test_shouting_churn_and_pings() -> None:
     assert not habit.escalate
     leaving = evaluate(signals(text="forget it, I'll take my business elsewhere"), DEFAULTS)
     assert leaving.triggers == ["churn"]
-    assert evaluate(signals(pings=2), DEFAULTS).reasons[0].code == "waiting"
-    assert not evaluate(signals(pings=1), DEFAULTS).escalate
+    assert evaluate(signals(pings=2, ping_asked=True), DEFAULTS).reasons[0].code == "waiting"
+    assert not evaluate(signals(pings=1, ping_asked=True), DEFAULTS).escalate
+    assert not evaluate(signals(pings=2), DEFAULTS).escalate  # "hi", "hello": greeting again
+    assert evaluate(signals(pings=3), DEFAULTS).reasons[0].code == "waiting"
     assert evaluate(signals(bot_repeats=2), DEFAULTS).reasons[0].code == "stuck"
     assert not evaluate(signals(bot_repeats=1), DEFAULTS).escalate
 

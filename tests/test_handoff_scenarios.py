@@ -25,7 +25,6 @@ SCENARIOS = DATA / "handoff_scenarios.yml"
 KNOWN_HARD = {
     "polite_but_stuck_answered_wrong",  # the repeat is caught one turn before the label
     "sarcasm_love_waiting",  # sarcasm scored positive
-    "legal_false_friend_name_sue",  # "my name is Sue" matches the legal word "sue"
     "souring_impatience",  # escalates one turn earlier than labelled
     # With hand-given scores (-0.4, -0.8) its "damn ... what the hell" turn stays under the
     # threshold 0.60: profanity keeps its prior and the scenario has no bot text.

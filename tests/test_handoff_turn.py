@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from handoff.policy import CustomerValue, PolicySettings
+from handoff.policy import CustomerValue, PolicySettings, is_ping
 from handoff.state import HandoffState
 from handoff.turn import TurnFacts, decide_turn, fold_late_score
 from sentiment.mood import Mood
@@ -232,6 +232,30 @@ def test_hello_anyone_there_twice_hands_over() -> None:
     outcomes = run([TurnFacts("hello?", "greet"), TurnFacts("anyone there??", "nlu_fallback")])
     assert [o.state.ping_streak for o in outcomes] == [1, 2]
     assert outcomes[1].decision.escalate
+
+
+def test_a_second_hello_is_not_yet_waiting_but_a_third_or_a_question_is() -> None:
+    greeted = run([TurnFacts("hi", "greet"), TurnFacts("hello", "greet")])
+    assert [o.state.ping_streak for o in greeted] == [1, 2]
+    assert not greeted[1].decision.escalate
+    asked = run([TurnFacts("hi", "greet"), TurnFacts("hello", "greet"),
+                 TurnFacts("hellooo?? is anybody actually there", "greet")])  # fmt: skip
+    assert asked[2].state.ping_streak == 3
+    assert asked[2].decision.reasons[0].code == "waiting"
+    plain = run([TurnFacts(t, "greet") for t in ("hi", "hello", "hey")])
+    assert [o.decision.escalate for o in plain] == [False, False, True]
+    with_a_question = run([TurnFacts("Hello", "greet"), TurnFacts("Hello?", "greet")])
+    assert with_a_question[1].decision.escalate
+
+
+@pytest.mark.parametrize(
+    ("text", "ping"),
+    [("hellooo?? is anybody actually there", True), ("is someone there", True),
+     ("hi, anyone home?", True), ("??", True), ("is anyone going to help me", False),
+     ("hello, where is my order", False), ("anyone know if the shop is open", False)],
+)  # fmt: skip
+def test_what_counts_as_asking_whether_anyone_is_there(text: str, ping: bool) -> None:
+    assert is_ping(text, POLICY.triggers.stuck) is ping
 
 
 def test_browsing_different_products_is_not_the_same_question() -> None:
