@@ -196,12 +196,17 @@ def test_old_stored_state_still_loads() -> None:
 
 
 def test_form_reasks_count() -> None:
-    mood = Mood()
-    mood.add_customer_message("I want to cancel my order", -0.1)
-    base = mood.add_bot_event("answer", "What is your order number?")
-    mood.add_customer_message("it's the blue dress one", 0.0)
-    again = mood.add_bot_event("answer", "Sorry, what is your order number?")
-    assert mood.levels["reasks"] > 0 and again > base
+    def conversation(second_reply: str) -> tuple[Mood, float]:
+        mood = Mood()
+        mood.add_customer_message("I want to cancel my order", -0.1)
+        mood.add_bot_event("answer", "What is your order number?")
+        mood.add_customer_message("it's the blue dress one", 0.0)
+        return mood, mood.add_bot_event("answer", second_reply)
+
+    mood, again = conversation("Sorry, what is your order number?")
+    _, moved_on = conversation("Thanks. Should I cancel the whole order or one item?")
+    # The same turns, but the bot asks again instead of moving on: more frustrated.
+    assert mood.levels["reasks"] > 0 and again > moved_on
     assert dict((n, c) for n, _, c in mood.contributions())["reasks"] > 0
     explicit = Mood()
     explicit.add_customer_message("hi", 0.0)
