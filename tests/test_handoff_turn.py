@@ -4,11 +4,14 @@ handoff, late scores. Pure: no database, no model."""
 from __future__ import annotations
 
 import pytest
+from sentiment_fixtures import trained_model_path
 
-from handoff.policy import CustomerValue, PolicySettings, is_ping
+from handoff.policy import CustomerValue, PolicySettings, is_ping, load_policy
 from handoff.state import HandoffState
 from handoff.turn import TurnFacts, decide_turn, fold_late_score
+from sentiment.analyzer import Analyzer
 from sentiment.mood import Mood
+from tandem.config import PROJECT_ROOT
 
 POLICY = PolicySettings()
 
@@ -441,3 +444,27 @@ def test_sarcasm_in_reply_to_the_bot_hands_over_but_a_sarcastic_opener_does_not(
     )  # fmt: skip
     assert replied[1].decision.escalate
     assert "sarcasm" in {r.code for r in replied[1].decision.reasons}
+
+
+# Not corpus rows: the same kinds of question in other words. The model once read "where's
+# my order" as -0.74, and a verified VIP asking it went to a person ("an unhappy order status").
+PLAIN_SHOP_QUESTIONS = [
+    ("hey where is my order at", "order_status"),
+    ("did my parcel ship already?", "order_status"),
+    ("when's my package getting here", "order_status"),
+    ("any news on my delivery?", "order_status"),
+    ("and what if I pick express?", "ask_shipping"),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), PLAIN_SHOP_QUESTIONS)
+def test_a_vip_asking_a_plain_shop_question_stays_with_the_bot(text: str, intent: str) -> None:
+    """With the trained sentiment model's own score, not a hand-given one."""
+    policy = load_policy(PROJECT_ROOT / "handoff.yml")
+    analyzer = Analyzer(trained_model_path())
+    score = analyzer.score(text).score
+    assert score > policy.triggers.high_value.negative_cutoff, (text, score)
+    vip = CustomerValue(verified=True, tier="vip", lifetime_value=9000.0, open_order_value=600.0)
+    turn = TurnFacts(text, intent, 0.95, sentiment=score)
+    outcome = decide_turn(turn, HandoffState(), Mood(), vip, policy, conversation_id="c")
+    assert not outcome.decision.escalate, outcome.decision.summary
