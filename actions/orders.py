@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
@@ -16,6 +17,7 @@ from actions.common import (
     business_service,
     identified_payload,
     identity_note,
+    latest_text,
     person_buttons,
     profile,
     reset_slots,
@@ -29,6 +31,7 @@ from tandem.business.models import Order, OrderStatus, ReturnKind
 from tandem.business.service import (
     BusinessService,
     ServiceError,
+    find_named_order_number,
     find_order_number,
     normalise_email,
     normalise_order_number,
@@ -72,6 +75,17 @@ class OrderFormValidation(TandemFormValidation):
         if verified_customer_id(tracker) is not None:
             slots.remove("order_email")
         return slots
+
+    async def extract_order_number(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """The order named in the request that starts the form ("pls cancel order 10043
+        before it ships!! ordered the wrong sizes"): the entity extractor can miss it in a
+        long message, and asking for a number the customer just gave loses what they said."""
+        if tracker.get_slot("order_number") or tracker.get_slot(REQUESTED_SLOT):
+            return {}
+        number = find_named_order_number(latest_text(tracker))
+        return {"order_number": number} if number else {}
 
     def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

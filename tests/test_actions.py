@@ -326,6 +326,30 @@ async def test_verified_customer_skips_email_and_gets_latest_orders() -> None:
     ) == ["order_number", "order_email", "cancel_confirmed"]
 
 
+@pytest.mark.parametrize(
+    ("opener", "number"),
+    [
+        ("pls cancel order 10043 before it ships!! ordered the wrong sizes on everything", "10043"),
+        ("cancel my order no. 10043 please, the sizes are all wrong", "10043"),
+        ("hi can you cancel #10043, wrong sizes", "10043"),
+        ("cancel my order, I live at 60614 and it won't get here in time", None),
+        ("i need to cancel an order", None),
+    ],
+)
+async def test_the_order_named_in_the_request_that_starts_the_form_is_taken(
+    business_engine: Engine, opener: str, number: str | None
+) -> None:
+    """The entity extractor missed "10043" in a long first message and the form asked for
+    the number the customer had just given."""
+    form = make_tracker(opener, form="cancel_order_form")
+    _, slots = await run(ValidateCancelOrderForm(), form)
+    assert slots.get("order_number") == number
+    # Once the form asks for something, a number in passing is the form's to judge.
+    asking = make_tracker(opener, form="cancel_order_form", requested="order_email")
+    _, slots = await run(ValidateCancelOrderForm(), asking)
+    assert "order_number" not in slots
+
+
 async def test_cancel_order_flow(business_engine: Engine) -> None:
     form = "cancel_order_form"
     tracker = make_tracker(

@@ -95,6 +95,20 @@ def find_order_number(text: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+_NAMED_ORDER_NUMBER = re.compile(
+    r"(?:\border\s*(?:number|num|no\.?|nr\.?)?\s*(?:is\s*)?:?\s*#?|#\s*)(\d{5})(?!\d)",
+    re.IGNORECASE,
+)
+
+
+def find_named_order_number(text: str | None) -> str | None:
+    """A five-digit number the sentence names as an order ("cancel order 10043 before it
+    ships", "order no. 10043", "#10043"); a bare number in a request may be anything else
+    (a postcode, part of a phone number)."""
+    match = _NAMED_ORDER_NUMBER.search(text or "")
+    return match.group(1) if match else None
+
+
 def normalise_email(text: str | None) -> str | None:
     candidate = (text or "").strip().strip("<>.,;").lower()
     match = re.search(r"[^@\s<>,;]+@[^@\s<>,;]+\.[a-z]{2,}", candidate)
