@@ -898,7 +898,7 @@ def is_ping(text: str, rule: StuckTrigger) -> bool:
 def ping_asks(text: str) -> bool:
     """A ping that asks ("hello?", "anyone there") rather than greets again ("hello")."""
     words = re.sub(r"[^\w\s]", " ", text.lower()).split()
-    return "?" in text or not re.fullmatch(rf"{_GREETING}(?: {_GREETING})*", " ".join(words))
+    return "?" in text or not re.fullmatch(rf"{_HELLO}(?: {_HELLO})*", " ".join(words))
 
 
 def _value_need(signals: Signals, intent: str | None, rule: HighValueTrigger) -> str | None:

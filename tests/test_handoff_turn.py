@@ -249,6 +249,8 @@ def test_a_second_hello_is_not_yet_waiting_but_a_third_or_a_question_is() -> Non
     assert [o.decision.escalate for o in plain] == [False, False, True]
     with_a_question = run([TurnFacts("Hello", "greet"), TurnFacts("Hello?", "greet")])
     assert with_a_question[1].decision.escalate
+    anyone = run([TurnFacts("hi", "greet"), TurnFacts("anyone", "greet")])
+    assert anyone[1].decision.escalate
 
 
 @pytest.mark.parametrize(
