@@ -459,11 +459,17 @@ PLAIN_SHOP_QUESTIONS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer(trained_model_path()).load()  # loaded once for the module
+
+
 @pytest.mark.parametrize(("text", "intent"), PLAIN_SHOP_QUESTIONS)
-def test_a_vip_asking_a_plain_shop_question_stays_with_the_bot(text: str, intent: str) -> None:
+def test_a_vip_asking_a_plain_shop_question_stays_with_the_bot(
+    analyzer: Analyzer, text: str, intent: str
+) -> None:
     """With the trained sentiment model's own score, not a hand-given one."""
     policy = load_policy(PROJECT_ROOT / "handoff.yml")
-    analyzer = Analyzer(trained_model_path())
     score = analyzer.score(text).score
     assert score > policy.triggers.high_value.negative_cutoff, (text, score)
     vip = CustomerValue(verified=True, tier="vip", lifetime_value=9000.0, open_order_value=600.0)
