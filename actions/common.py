@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,6 +131,24 @@ def identity_note(tracker: Tracker, customer_id: int) -> dict[str, Any]:
 
 def person_buttons() -> list[dict[str, str]]:
     return [{"title": profile().say("talk_to_person_button"), "payload": PERSON_PAYLOAD}]
+
+
+# "I don't have it", "lost the e-mail", "never got a reference": an answer saying the
+# customer cannot give what the form asks for (only read when the answer was not valid).
+_CANNOT_GIVE = re.compile(
+    r"\b(?:dont|do not|didnt|did not|never|cant|cannot|can not|couldnt|could not|no longer)"
+    r"\s+(?:\w+\s+){0,2}?(?:have|has|had|got|get|received|find|remember|recall|know|keep|kept)\b"
+    r"|\b(?:lost|deleted|threw away|thrown away|no idea)\b"
+    r"|\blook (?:it |me |them )?up (?:by|with|using|from)\b"
+    r"|\b(?:no|without an?|without the|without any)\s+(?:\w+\s+)?"
+    r"(?:reference|ref|order number|number|confirmation|receipt|email|e-mail)\b",
+    re.IGNORECASE,
+)
+
+
+def says_cannot_give(text: str) -> bool:
+    """The customer says they do not have (or cannot find) what they were asked for."""
+    return bool(_CANNOT_GIVE.search(re.sub(r"['\u2019`]", "", text)))
 
 
 def handoff_payload(reason: str, text: str) -> dict[str, Any]:
@@ -262,10 +281,15 @@ class TandemFormValidation(FormValidationAction):
         """Reject a value with an explanation; at the second failure offer another way.
 
         A value that was not asked for (an entity picked up in passing) is dropped
-        quietly, so the customer only hears about what they were asked.
+        quietly, so the customer only hears about what they were asked. A customer who
+        says they do not have it ("I deleted the e-mail") goes to a person at once.
         """
         if self.asked_another(tracker, slot):
             return {slot: None}
+        if f"cannot_give_{slot}" in DEFAULT_MESSAGES and says_cannot_give(latest_text(tracker)):
+            text = profile().say(f"cannot_give_{slot}")
+            dispatcher.utter_message(json_message=handoff_payload(f"no_{slot}", text))
+            return {slot: None, **self.stop_form(tracker)}
         if self.failed_twice(dispatcher, tracker, text, slot):
             return {slot: None, **self.stop_form(tracker)}
         return {slot: None}

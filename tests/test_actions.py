@@ -722,6 +722,42 @@ def at_the_email_question(given: str, history: list[dict[str, Any]]) -> Tracker:
     )
 
 
+@pytest.mark.parametrize(
+    ("form", "slot", "said", "reason"),
+    [
+        ("order_status_form", "order_number", "i dont have the order number, deleted the email",
+         "no_order_number"),
+        ("cancel_order_form", "order_number", "can you look it up by my email instead?",
+         "no_order_number"),
+        ("reschedule_form", "booking_ref", "I don't have a reference, I booked over the phone",
+         "no_booking_ref"),
+        ("cancel_booking_form", "booking_ref", "no idea, never got a text", "no_booking_ref"),
+    ],
+)
+async def test_a_customer_without_the_number_goes_to_a_person_at_once(
+    form: str, slot: str, said: str, reason: str
+) -> None:
+    """Asking again for a number the customer says they do not have traps them: the form
+    stops and hands over (only staff can look it up another way), on the first try."""
+    validations = {
+        "order_status_form": ValidateOrderStatusForm,
+        "cancel_order_form": ValidateCancelOrderForm,
+        "reschedule_form": ValidateRescheduleForm,
+        "cancel_booking_form": ValidateCancelBookingForm,
+    }
+    tracker = make_tracker(said, candidates={slot: said}, form=form, requested=slot)
+    messages, slots = await run(validations[form](), tracker)
+    (payload,) = payloads(messages)
+    assert payload["type"] == "handoff" and payload["reason"] == reason
+    assert "person from our team" in payload["text"] and "?" not in payload["text"]
+    assert slots[slot] is None and slots["requested_slot"] is None
+    # A wrong number is still a retry, not a handoff.
+    tracker = make_tracker("1004", candidates={slot: "1004"}, form=form, requested=slot)
+    messages, slots = await run(validations[form](), tracker)
+    assert [p["type"] for p in payloads(messages)] == ["retry"]
+    assert "requested_slot" not in slots
+
+
 async def test_the_same_number_again_at_the_email_question_says_what_is_missing() -> None:
     """Read off a receipt twice, "10001" where the e-mail was asked: the bot says it has the
     number and needs the e-mail; a second time it offers a person, not a third ask."""

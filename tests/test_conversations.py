@@ -217,6 +217,31 @@ def test_two_failed_tries_hand_over_instead_of_a_third_question(
     assert not any(r["buttons"] for r in second["replies"] if r["sender"] == "bot")
 
 
+@pytest.mark.parametrize(
+    ("form", "said", "reason"),
+    [
+        ("order_status_form", "i dont have the order number, i deleted the email",
+         "no order number"),
+        ("return_form", "I lost the confirmation so no idea what the number is",
+         "no order number"),
+        ("reschedule_form", "i don't have a reference, my sister booked it over the phone",
+         "no booking reference"),
+    ],
+)
+def test_a_customer_without_the_number_is_not_asked_again(
+    client: httpx.Client, engine, form: str, said: str, reason: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Through real Rasa: the form stops at once and a person takes it, with the reason."""
+    chat = Chat(client)
+    chat.say(FORMS[form][0])
+    reply = chat.send(said)
+    texts = " ".join(r["text"] for r in reply["replies"])
+    assert not any(word in texts for word in TRAP_WORDS), texts
+    assert "person from our team" in texts
+    assert chat.state() != "bot"
+    assert reason in _escalation_reasons(engine, chat.id)
+
+
 # ---------------------------------------------------------------- new requests
 
 

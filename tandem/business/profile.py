@@ -150,6 +150,20 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "retry_hint_order_number": "Your order number is in your order confirmation e-mail.",
     "retry_hint_order_email": "It's the e-mail address your order confirmation was sent to.",
     "retry_hint_booking_ref": "Your booking reference is in the text we sent when you booked.",
+    # The customer says they do not have what the form asks for ("I don't have a reference,
+    # I booked over the phone"): asking again would trap them, and only staff can look it up.
+    "cannot_give_order_number": (
+        "No problem. Without the order number I can't look the order up myself, so I'm "
+        "passing you to a person from our team who can find it with you."
+    ),
+    "cannot_give_order_email": (
+        "No problem. Without that e-mail address I can't check the order myself, so I'm "
+        "passing you to a person from our team who can."
+    ),
+    "cannot_give_booking_ref": (
+        "No problem. Without the booking reference I can't find the booking myself, so I'm "
+        "passing you to a person from our team who can look it up by your name."
+    ),
     "start_again_button": "Start again",
     "retry_offer_person": "If you'd like, I can connect you with a person instead.",
     # hours
