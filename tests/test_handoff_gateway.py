@@ -109,6 +109,18 @@ class FakeRasa:
                 {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "entities": []},
                 [{"custom": {"tandem": understood}}, {"text": "What name should I put it under?"}],
             )
+        if lowered.isdigit() and len(lowered) < 5:
+            # A form rejects the number: Rasa sends the retry's words, then its custom
+            # payload apart, then the form's own question again.
+            retry = {"type": "retry", "question": "order_status_form:order_number", "attempt": 1}
+            return RasaTurn(
+                {"intent": {"name": "inform", "confidence": 0.9}, "entities": []},
+                [
+                    {"text": "An order number has five digits, like 10482. Could you check it?"},
+                    {"custom": {"tandem": retry}},
+                    {"text": "Could you give me your order number? It has five digits."},
+                ],
+            )
         if "rasa down" in lowered:
             raise RasaUnavailable("the fake Rasa is down for this message")
         if "blorf" in lowered:
@@ -454,6 +466,23 @@ def test_two_fallbacks_in_a_row_escalate(gw: Gateway) -> None:
     assert not any(reply["buttons"] for reply in second["replies"])
     [escalation] = events(gw.engine, chat, "escalation")
     assert "2 bot fallbacks in a row" in escalation.data["reasons"]
+
+
+def test_a_rejected_answer_gets_one_question_not_two(gw: Gateway) -> None:
+    """The form's rejection already asks again; its usual question after it is kept for
+    staff as an internal note, not shown as a second question."""
+    chat = gw.chat()
+    gw.say(chat, "where is my order")
+    reply = gw.say(chat, "1004")
+    assert [r["text"] for r in reply["replies"]] == [
+        "An order number has five digits, like 10482. Could you check it?"
+    ]
+    assert gw.state(chat) == "bot"
+    shown = [m["text"] for m in gw.history(chat)]
+    assert "Could you give me your order number? It has five digits." not in shown
+    withheld = [m for m in messages(gw.engine, chat) if m.payload and m.payload.get("internal")]
+    reask = "Could you give me your order number? It has five digits."
+    assert [m.text for m in withheld] == [reask]
 
 
 def test_answers_the_form_read_are_no_fallbacks_whatever_the_nlu_said(gw: Gateway) -> None:

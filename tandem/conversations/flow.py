@@ -402,6 +402,7 @@ class ChatFlows:
             slot_refused = False  # the form understood the answer but could not take it
             form_understood = False  # the NLU could not place it; the form read it
             bot_said: list[tuple[Message, dict[str, Any]]] = []
+            retried_at: int | None = None  # where in bot_said the form's rejection is
             if answer is None:
                 customer_message.status = "bot_unavailable"
                 service.record_event(
@@ -432,6 +433,9 @@ class ChatFlows:
                         handoff_request = handoff_request or signal.reason
                     elif isinstance(signal, RetrySignal):
                         slot_retries = max(slot_retries, signal.attempt)
+                        # Its words: this message once stored, or the one just before
+                        # (Rasa sends a reply's text and its custom payload apart).
+                        retried_at = len(bot_said) if stored is not None else len(bot_said) - 1
                     elif isinstance(signal, RefusedSignal):
                         slot_refused = True
                     elif isinstance(signal, UnderstoodSignal):
@@ -453,6 +457,8 @@ class ChatFlows:
             )
             if decision.escalate:
                 withhold_questions(effects, bot_said)
+            elif retried_at is not None and retried_at >= 0:
+                withhold_reasks(effects, bot_said[retried_at:])
             return effects, decision, conversation_view(conversation)
 
     def _store_bot_message(
@@ -577,6 +583,19 @@ _KEPT_REPLY_WORDS = 4
 def ends_with_question(text: str) -> bool:
     """A reply the customer is expected to answer (one question per turn is the rule)."""
     return text.rstrip().endswith("?")
+
+
+def withhold_reasks(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
+    """A form rejected an answer and asked again in its own words ("An order number has
+    five digits, like 10482. Could you check it?"); the form's usual question after it
+    would be a second question in one turn. Staff still see it, as an internal note."""
+    if not bot_said or not ends_with_question(bot_said[0][0].text):
+        return
+    for message, view in bot_said[1:]:
+        if "?" in message.text and CUSTOM_KEY not in (message.payload or {}):
+            effects.unsay(view)
+            message.payload = {**(message.payload or {}), "internal": True,
+                               "kind": "withheld_question"}  # fmt: skip
 
 
 def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
