@@ -179,8 +179,8 @@ class BookingSlotsValidation(TandemFormValidation):
         text = text_of(value)
         with business_service() as service:
             p = service.profile
-            day = p.resolve_day(text, service.today())
             said_time = parse_time(text)
+            day = service.day_meant(text, said_time)
             if day is None and said_time is not None:
                 # "3 o'clock maybe" when asked for the day: an answer, just to the next
                 # question; kept for when the day comes, not a failed try.

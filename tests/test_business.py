@@ -18,6 +18,7 @@ from conftest_business import (
     session,
 )
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tandem.business.models import Booking, Customer, Order, OrderStatus
 from tandem.business.profile import BusinessFileError, BusinessProfile
@@ -314,6 +315,28 @@ def test_free_slots_respect_hours_notice_and_capacity(service: BusinessService) 
         service.check_slot(tuesday, time(14))
     assert taken.value.code == "booking_time_taken"
     assert "1 PM" in taken.value.message and "3 PM" in taken.value.message
+
+
+def test_todays_weekday_named_after_its_times_have_gone_means_next_week(
+    session: Session, profile: BusinessProfile
+) -> None:
+    """"thursday at 2pm" typed on a Thursday at 5 PM is next Thursday; at 9 AM, today."""
+    thursday = date(2026, 11, 19)
+
+    def on_thursday_at(hour: int) -> BusinessService:
+        moment = datetime.combine(thursday, time(hour), profile.tz).astimezone(UTC)
+        return BusinessService(session, profile, clock=lambda: moment)
+    evening, morning = on_thursday_at(17), on_thursday_at(9)
+    next_week = thursday + timedelta(days=7)
+    assert evening.day_meant("thursday at 2pm", time(14)) == next_week
+    assert evening.day_meant("thursday at 7pm", time(19)) == thursday  # still to come
+    assert morning.day_meant("thursday at 2pm", time(14)) == thursday
+    # Today said as today stays today (and is refused as past by the slot check).
+    assert evening.day_meant("today at 2pm", time(14)) == thursday
+    # No time said: next week once nothing is left to book today.
+    late = on_thursday_at(20)
+    assert late.day_meant("thursday") == next_week
+    assert late.day_meant("friday") == thursday + timedelta(days=1)
 
 
 def test_booking_validation_errors(service: BusinessService) -> None:

@@ -833,6 +833,17 @@ class BusinessProfile(BaseModel):
             or _resolve_day_of_month(cleaned, today)
         )
 
+    def names_only_a_weekday(self, text: str) -> bool:
+        """"thursday at 2", "on sat": a weekday name is what sets the day (not "today",
+        a date or a holiday)."""
+        cleaned = _normalise(text)
+        return (
+            bool(_WEEKDAY_RE.search(cleaned))
+            and self._resolve_holiday(cleaned, date.today()) is None
+            and self._resolve_relative(cleaned, date.today()) is None
+            and self._resolve_explicit(cleaned, date.today()) is None
+        )
+
     def _resolve_holiday(self, cleaned: str, today: date) -> date | None:
         candidates = [(phrase, h) for h in self.holidays for phrase in h.phrases()]
         # longest phrase first, so "christmas eve" wins over "christmas"

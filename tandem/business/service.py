@@ -461,6 +461,22 @@ class BusinessService:
             if start >= earliest and self._overlapping(start, exclude_ref) < capacity
         ]
 
+    def day_meant(self, text: str, at: time | None = None) -> date | None:
+        """The day a customer means for a booking (`BusinessProfile.resolve_day`), except
+        that today's weekday named today ("thursday at 2pm" on a Thursday evening) means
+        next week's when the time asked has passed, or no time is left to book today:
+        nobody books a time that has gone, and "today" is what they would have said."""
+        today = self.today()
+        day = self.profile.resolve_day(text, today)
+        if day != today or not self.profile.names_only_a_weekday(text):
+            return day
+        if at is not None:
+            # Passed, not merely too soon: "7pm" at 5 PM meant today (and hears the notice).
+            gone = datetime.combine(day, at, self.profile.tz) <= self.now()
+        else:
+            gone = not self.free_slots(day)
+        return day + timedelta(days=7) if gone else day
+
     def check_day(self, day: date) -> None:
         """Raise ServiceError unless `day` can take a booking at all."""
         today = self.today()
