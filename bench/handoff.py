@@ -36,6 +36,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -48,6 +49,7 @@ from handoff.replay import load_scenarios, replay_scenario, sentiment_tools
 from tandem.config import get_settings
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+SECOND_ANNOTATOR = DATA / "handoff_second_annotator.yml"
 SCENARIO_SETS = {
     "scripted": DATA / "handoff_scenarios.yml",
     "unscripted": DATA / "handoff_scenarios_unscripted.yml",
@@ -94,7 +96,11 @@ class PolicyFigures:
             self.misses.append(f"{name} (expected {expected}, got {got}){why}")
 
 
-def measure_policy(use_analyzer: bool, path: Path) -> tuple[PolicyFigures, str]:
+def measure_policy(
+    use_analyzer: bool, path: Path, turns: dict[str, tuple[int | None, int | None]] | None = None
+) -> tuple[PolicyFigures, str]:
+    """The policy's figures on one set; `turns` (if given) receives each scenario's
+    (labelled turn, first escalating turn)."""
     settings = load_policy(get_settings().handoff_file)
     tools = sentiment_tools(use_analyzer=use_analyzer)
     figures = PolicyFigures(0, 0, 0, 0, 0, 0, 0, [])
@@ -103,10 +109,48 @@ def measure_policy(use_analyzer: bool, path: Path) -> tuple[PolicyFigures, str]:
             scenario, settings, tools=tools, prefer_given_scores=not use_analyzer
         ).first_escalation
         figures.count(scenario.name, scenario.escalate_at, got)
+        if turns is not None:
+            turns[scenario.name] = (scenario.escalate_at, got)
     source = "Analyzer scores" if use_analyzer and tools.score_texts else "hand-given scores"
     if use_analyzer and not tools.score_texts:
         source += " (Analyzer unavailable)"
     return figures, f"{tools.description}; {source}"
+
+
+def annotator_agreement(
+    turns: dict[str, dict[str, tuple[int | None, int | None]]],
+) -> list[str]:
+    """How often two people agree on the handoff turn, and how the policy does against
+    each: the sets' own labels beside a second, blind annotator's (SECOND_ANNOTATOR)."""
+    second = yaml.safe_load(SECOND_ANNOTATOR.read_text(encoding="utf-8"))["labels"]
+    both = same = same_outcome = scenarios = 0
+    policy_second = PolicyFigures(0, 0, 0, 0, 0, 0, 0, [])
+    on_either = either_total = 0
+    for set_name, labels in second.items():
+        for name, (first, got) in turns[set_name].items():
+            other = labels[name]
+            scenarios += 1
+            same_outcome += (first is None) == (other is None)
+            if first is not None and other is not None:
+                both += 1
+                same += first == other
+                if got is not None:
+                    either_total += 1
+                    on_either += got in (first, other)
+            policy_second.count(name, other, got)
+    positives = policy_second.true_pos + policy_second.false_neg
+    return [
+        f"Second, blind annotator ({SECOND_ANNOTATOR.name}; the tuning sets, {scenarios} "
+        "scenarios): the two people agree on whether a person is needed in "
+        f"{same_outcome}/{scenarios} = {same_outcome / max(1, scenarios):.0%}, and on the "
+        f"exact turn in {same}/{both} = {same / max(1, both):.0%} of the scenarios both "
+        "send to a person. The policy against the second annotator: precision "
+        f"{policy_second.precision:.2f}, recall {policy_second.recall:.2f}, on the labelled "
+        f"turn {policy_second.on_time}/{positives} = "
+        f"{policy_second.on_time / max(1, positives):.0%} (it was tuned on the first "
+        f"labels, never on these); on either person's turn {on_either}/{either_total} = "
+        f"{on_either / max(1, either_total):.0%}.",
+    ]
 
 
 async def claims_per_second(queue: HandoffQueue, conversations: int) -> tuple[float, float]:
@@ -309,8 +353,10 @@ def main() -> int:
 
     # Hand-given scores always; with --analyzer also the model's scores, side by side.
     sources = [False, True] if args.analyzer else [False]
+    # Each scenario's (labelled, escalating) turns, scored as the last source scores them.
+    turns: dict[str, dict[str, tuple[int | None, int | None]]] = {}
     runs = [
-        (name, *measure_policy(analyzer, path))
+        (name, *measure_policy(analyzer, path, turns.setdefault(name, {})))
         for analyzer in sources
         for name, path in SCENARIO_SETS.items()
     ]
@@ -360,7 +406,10 @@ def main() -> int:
             f"({total.on_time / max(1, positives):.0%}).",
             "",
         ]
+    agreement = annotator_agreement(turns)
+    summaries += [*agreement, ""]
     console.print(policy)
+    console.print(*agreement)
     for name, figures, setup in runs:
         for miss in figures.misses:
             console.print(f"  differs ({name}, {setup.split(';')[-1].strip()}): {miss}")

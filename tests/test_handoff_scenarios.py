@@ -248,3 +248,25 @@ def test_the_held_out_set_is_separate_and_loads() -> None:
     assert len(held_out) >= 30
     tuned = [*load_scenarios(UNSCRIPTED), *load_scenarios(SCENARIOS)]
     assert not {s.name for s in tuned} & {s.name for s in held_out}
+
+
+def test_the_second_annotator_labelled_every_tuning_scenario_with_a_real_turn() -> None:
+    """bench/handoff.py compares the two annotators: every tuning scenario has exactly one
+    second label, null or a turn the conversation has."""
+    import yaml
+
+    from bench.handoff import SCENARIO_SETS, SECOND_ANNOTATOR, annotator_agreement
+
+    second = yaml.safe_load(SECOND_ANNOTATOR.read_text(encoding="utf-8"))["labels"]
+    assert set(second) == {"scripted", "unscripted", "strangers"}
+    turns: dict[str, dict[str, tuple[int | None, int | None]]] = {}
+    for set_name, labels in second.items():
+        scenarios = load_scenarios(SCENARIO_SETS[set_name])
+        assert set(labels) == {s.name for s in scenarios}
+        for scenario in scenarios:
+            label = labels[scenario.name]
+            assert label is None or 1 <= label <= len(scenario.turns), scenario.name
+        # The policy escalating exactly where the sets' own labels say.
+        turns[set_name] = {s.name: (s.escalate_at, s.escalate_at) for s in scenarios}
+    (line,) = annotator_agreement(turns)
+    assert "on either person's turn" in line and "recall" in line
