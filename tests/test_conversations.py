@@ -242,6 +242,15 @@ def test_a_customer_without_the_number_is_not_asked_again(
     assert reason in _escalation_reasons(engine, chat.id)
 
 
+def test_free_times_and_the_form_ask_one_question_between_them(client: httpx.Client) -> None:
+    chat = Chat(client)
+    chat.say(FORMS["booking_form"][0])
+    reply = chat.send("next saturday afternoon")
+    shown = [r["text"] for r in reply["replies"]]
+    assert "free" in " ".join(shown)
+    assert sum("?" in text for text in shown) == 1, shown
+
+
 # ---------------------------------------------------------------- new requests
 
 

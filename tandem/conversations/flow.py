@@ -402,7 +402,6 @@ class ChatFlows:
             slot_refused = False  # the form understood the answer but could not take it
             form_understood = False  # the NLU could not place it; the form read it
             bot_said: list[tuple[Message, dict[str, Any]]] = []
-            retried_at: int | None = None  # where in bot_said the form's rejection is
             if answer is None:
                 customer_message.status = "bot_unavailable"
                 service.record_event(
@@ -433,9 +432,6 @@ class ChatFlows:
                         handoff_request = handoff_request or signal.reason
                     elif isinstance(signal, RetrySignal):
                         slot_retries = max(slot_retries, signal.attempt)
-                        # Its words: this message once stored, or the one just before
-                        # (Rasa sends a reply's text and its custom payload apart).
-                        retried_at = len(bot_said) if stored is not None else len(bot_said) - 1
                     elif isinstance(signal, RefusedSignal):
                         slot_refused = True
                     elif isinstance(signal, UnderstoodSignal):
@@ -457,8 +453,8 @@ class ChatFlows:
             )
             if decision.escalate:
                 withhold_questions(effects, bot_said)
-            elif retried_at is not None and retried_at >= 0:
-                withhold_reasks(effects, bot_said[retried_at:])
+            else:
+                one_question_per_turn(effects, bot_said)
             return effects, decision, conversation_view(conversation)
 
     def _store_bot_message(
@@ -585,17 +581,23 @@ def ends_with_question(text: str) -> bool:
     return text.rstrip().endswith("?")
 
 
-def withhold_reasks(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
-    """A form rejected an answer and asked again in its own words ("An order number has
-    five digits, like 10482. Could you check it?"); the form's usual question after it
-    would be a second question in one turn. Staff still see it, as an internal note."""
-    if not bot_said or not ends_with_question(bot_said[0][0].text):
-        return
-    for message, view in bot_said[1:]:
-        if "?" in message.text and CUSTOM_KEY not in (message.payload or {}):
+def one_question_per_turn(
+    effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]
+) -> None:
+    """The first question the bot asks in a turn is the one the customer answers: a form
+    that rejects an answer asks again in its own words ("An order number has five digits,
+    like 10482. Could you check it?"), or lists free times ("Which time would you like?"),
+    and its usual question after that ("What time would suit you?") would be a second one.
+    Later questions are kept for staff, as internal notes; a reply with buttons stays."""
+    asked = False
+    for message, view in bot_said:
+        payload = message.payload or {}
+        if asked and "?" in message.text and CUSTOM_KEY not in payload and not payload.get(
+            "buttons"
+        ):
             effects.unsay(view)
-            message.payload = {**(message.payload or {}), "internal": True,
-                               "kind": "withheld_question"}  # fmt: skip
+            message.payload = {**payload, "internal": True, "kind": "withheld_question"}
+        asked = asked or ends_with_question(message.text)
 
 
 def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
