@@ -4,6 +4,6 @@ Every business fact and every business reply comes from business.yml (through
 `tandem.business.profile`) and the database (through `tandem.business.service`).
 """
 
-from actions import bookings, handoff, help, info, orders, products
+from actions import bookings, follow_up, handoff, help, info, orders, products
 
-__all__ = ["bookings", "handoff", "help", "info", "orders", "products"]
+__all__ = ["bookings", "follow_up", "handoff", "help", "info", "orders", "products"]

@@ -63,8 +63,9 @@ class RefusedSignal(_Signal):
 
 class UnderstoodSignal(_Signal):
     """The NLU could not place the message (a fallback), but the form took it as the
-    answer to its question ("at 3 in afternoon is possible?"): no misunderstanding, so
-    the gateway's step does not count it as a fallback."""
+    answer to its question ("at 3 in afternoon is possible?"), or it was a follow-up of
+    the last answer ("and tomorrow?", question "follow_up:<action>"): no misunderstanding,
+    so the gateway's step does not count it as a fallback."""
 
     type: Literal["understood"] = "understood"
     question: str = Field(min_length=1, max_length=128)

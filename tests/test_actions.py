@@ -332,6 +332,8 @@ async def test_verified_customer_skips_email_and_gets_latest_orders() -> None:
         ("pls cancel order 10043 before it ships!! ordered the wrong sizes on everything", "10043"),
         ("cancel my order no. 10043 please, the sizes are all wrong", "10043"),
         ("hi can you cancel #10043, wrong sizes", "10043"),
+        ("hey whats the status of 10043", "10043"),
+        ("can you check on 10043 i want to cancel it", "10043"),
         ("cancel my order, I live at 60614 and it won't get here in time", None),
         ("i need to cancel an order", None),
     ],

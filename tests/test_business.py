@@ -320,7 +320,8 @@ def test_free_slots_respect_hours_notice_and_capacity(service: BusinessService) 
 def test_todays_weekday_named_after_its_times_have_gone_means_next_week(
     session: Session, profile: BusinessProfile
 ) -> None:
-    """"thursday at 2pm" typed on a Thursday at 5 PM is next Thursday; at 9 AM, today."""
+    """"thursday at 2pm" typed on a Thursday is next Thursday once 2 PM has passed or
+    nothing is left to book that day (12 hours' notice in the demo); today before that."""
     thursday = date(2026, 11, 19)
 
     def on_thursday_at(hour: int) -> BusinessService:
@@ -329,8 +330,11 @@ def test_todays_weekday_named_after_its_times_have_gone_means_next_week(
     evening, morning = on_thursday_at(17), on_thursday_at(9)
     next_week = thursday + timedelta(days=7)
     assert evening.day_meant("thursday at 2pm", time(14)) == next_week
-    assert evening.day_meant("thursday at 7pm", time(19)) == thursday  # still to come
-    assert morning.day_meant("thursday at 2pm", time(14)) == thursday
+    # 7 PM is still to come, but inside the booking notice: nothing is left today.
+    assert evening.day_meant("thursday at 7pm", time(19)) == next_week
+    early = on_thursday_at(1)  # 1 AM: the notice still leaves the afternoon
+    assert early.day_meant("thursday at 2pm", time(14)) == thursday
+    assert morning.day_meant("thursday at 2pm", time(14)) == next_week
     # Today said as today stays today (and is refused as past by the slot check).
     assert evening.day_meant("today at 2pm", time(14)) == thursday
     # No time said: next week once nothing is left to book today.

@@ -251,6 +251,16 @@ def test_free_times_and_the_form_ask_one_question_between_them(client: httpx.Cli
     assert sum("?" in text for text in shown) == 1, shown
 
 
+def test_a_short_follow_up_is_answered_by_the_answer_just_given(client: httpx.Client) -> None:
+    chat = Chat(client)
+    assert "open" in chat.say("what time do you close today")
+    for follow_up in ("And tomorrow?", "and sunday?"):
+        reply = chat.say(follow_up)
+        assert "understand" not in reply and "open" in reply.lower(), reply
+    assert "Sunday" in reply
+    assert chat.state() == "bot"
+
+
 # ---------------------------------------------------------------- new requests
 
 

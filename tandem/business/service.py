@@ -96,15 +96,18 @@ def find_order_number(text: str | None) -> str | None:
 
 
 _NAMED_ORDER_NUMBER = re.compile(
-    r"(?:\border\s*(?:number|num|no\.?|nr\.?)?\s*(?:is\s*)?:?\s*#?|#\s*)(\d{5})(?!\d)",
+    r"(?:\border\s*(?:number|num|no\.?|nr\.?)?\s*(?:is\s*)?:?\s*#?|#\s*"
+    # asked about by number: "whats the status of 10019", "can you check 10019"
+    r"|\b(?:status of|check on|check|track|tracking on|where is|wheres|where's|"
+    r"about|regarding)\s+(?:my\s+)?)(\d{5})(?!\d)",
     re.IGNORECASE,
 )
 
 
 def find_named_order_number(text: str | None) -> str | None:
     """A five-digit number the sentence names as an order ("cancel order 10043 before it
-    ships", "order no. 10043", "#10043"); a bare number in a request may be anything else
-    (a postcode, part of a phone number)."""
+    ships", "order no. 10043", "#10043") or asks about ("whats the status of 10019"); a
+    bare number in a request may be anything else (a postcode, part of a phone number)."""
     match = _NAMED_ORDER_NUMBER.search(text or "")
     return match.group(1) if match else None
 
@@ -464,18 +467,15 @@ class BusinessService:
     def day_meant(self, text: str, at: time | None = None) -> date | None:
         """The day a customer means for a booking (`BusinessProfile.resolve_day`), except
         that today's weekday named today ("thursday at 2pm" on a Thursday evening) means
-        next week's when the time asked has passed, or no time is left to book today:
+        next week's when the time asked has passed, or no time is left to book today
+        (the notice included):
         nobody books a time that has gone, and "today" is what they would have said."""
         today = self.today()
         day = self.profile.resolve_day(text, today)
         if day != today or not self.profile.names_only_a_weekday(text):
             return day
-        if at is not None:
-            # Passed, not merely too soon: "7pm" at 5 PM meant today (and hears the notice).
-            gone = datetime.combine(day, at, self.profile.tz) <= self.now()
-        else:
-            gone = not self.free_slots(day)
-        return day + timedelta(days=7) if gone else day
+        passed = at is not None and datetime.combine(day, at, self.profile.tz) <= self.now()
+        return day + timedelta(days=7) if passed or not self.free_slots(day) else day
 
     def check_day(self, day: date) -> None:
         """Raise ServiceError unless `day` can take a booking at all."""
