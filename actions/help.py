@@ -57,6 +57,11 @@ class TopicAnswer(Action):
     def answer(self, p: BusinessProfile, tracker: Tracker) -> str | None:
         """The answer, or None when business.yml has no section for it."""
 
+    def offers_person(self, tracker: Tracker) -> bool:
+        """The answer may well end with a person doing it (a refused discount code): it
+        comes with the button to ask for one."""
+        return False
+
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
@@ -68,6 +73,8 @@ class TopicAnswer(Action):
             dispatcher.utter_message(json_message=handoff_payload(self.handoff_reason, text))
         elif text is None:
             dispatcher.utter_message(text=p.say("topic_unknown"), buttons=person_buttons())
+        elif self.offers_person(tracker):
+            dispatcher.utter_message(text=text, buttons=person_buttons())
         else:
             dispatcher.utter_message(text=text)
         return []
@@ -127,6 +134,11 @@ class ActionPromotions(TopicAnswer):
             trouble = promos.code_not_working if _CODE_TROUBLE.search(text) else ""
             return _join(trouble or promos.codes, sale)
         return sale
+
+    def offers_person(self, tracker: Tracker) -> bool:
+        # A refused code the customer has already checked may need a person to apply it.
+        text = latest_text(tracker)
+        return bool(_CODE_WORDS.search(text) and _CODE_TROUBLE.search(text))
 
 
 class ActionGiftCards(TopicAnswer):

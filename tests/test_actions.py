@@ -798,6 +798,11 @@ async def test_promotions_say_no_sale_before_it_starts_and_list_it_during(
     assert "Winter Knit Sale" in texts(messages) and "January 4" in texts(messages)
     messages, _ = await run(ActionPromotions(), make_tracker("my promo code says expired"))
     assert texts(messages).startswith("If a code is refused")
+    # The customer may need a person to apply it: the button is there; a sale question
+    # gets none.
+    assert [b["payload"] for b in messages[0]["buttons"]] == ["/request_human"]
+    messages, _ = await run(ActionPromotions(), make_tracker("any sales?"))
+    assert not messages[0].get("buttons")
 
 
 async def test_gift_cards_and_store_credit_are_not_payment_methods() -> None:
