@@ -304,8 +304,16 @@ class ActionOrderStatus(Action):
 
 
 RETURN_WORDS = {
-    ReturnKind.EXCHANGE: ("exchange", "swap", "different size", "another size", "replace"),
+    ReturnKind.EXCHANGE: ("exchange", "swap", "different size", "another size", "replace",
+                          "size up", "size down", "bigger size", "smaller size",
+                          "larger size", "different colour", "different color"),
     ReturnKind.RETURN: ("return", "refund", "money back", "send back", "send it back"),
+}
+# Words that settle the kind in the request that starts the form: "return" alone does
+# not (people say it of exchanges too), so the form still asks.
+DECIDED_RETURN_WORDS = {
+    ReturnKind.EXCHANGE: RETURN_WORDS[ReturnKind.EXCHANGE],
+    ReturnKind.RETURN: ("refund", "money back"),
 }
 
 
@@ -323,6 +331,20 @@ class ValidateReturnForm(OrderFormValidation):
 
     def name(self) -> str:
         return "validate_return_form"
+
+    async def extract_return_type(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """An exchange or a refund named in the request that starts the form ("can i swap
+        my jeans for a size up"): asking "refund or exchange?" after it loses what the
+        customer said."""
+        if tracker.get_slot("return_type") or tracker.get_slot(REQUESTED_SLOT):
+            return {}
+        lowered = latest_text(tracker).lower()
+        for kind, words in DECIDED_RETURN_WORDS.items():
+            if any(word in lowered for word in words):
+                return {"return_type": kind.value}
+        return {}
 
     def on_verified(
         self,

@@ -352,6 +352,22 @@ async def test_the_order_named_in_the_request_that_starts_the_form_is_taken(
     assert "order_number" not in slots
 
 
+@pytest.mark.parametrize(
+    ("opener", "kind"),
+    [
+        ("hi can i swap my jeans for a size up", "exchange"),
+        ("i'd like to exchange the wrap dress", "exchange"),
+        ("i want my money back for the boots", "return"),
+        ("i want to return a dress", None),  # "return" alone: people say it of exchanges
+    ],
+)
+async def test_an_exchange_or_refund_named_in_the_opening_request_is_not_asked_again(
+    business_engine: Engine, opener: str, kind: str | None
+) -> None:
+    _, slots = await run(ValidateReturnForm(), make_tracker(opener, form="return_form"))
+    assert slots.get("return_type") == kind
+
+
 async def test_cancel_order_flow(business_engine: Engine) -> None:
     form = "cancel_order_form"
     tracker = make_tracker(
