@@ -379,14 +379,12 @@ class ActionStartReturn(Action):
         kind = parse_return_type(text_of(tracker.get_slot("return_type")))
         with business_service() as service:
             order = _verified_order(service, tracker)
-            if order is None or kind is None:
-                return events  # stopped early; the validator explained why
-            p = service.profile
-            try:
-                service.create_return_request(order, kind)
-            except ServiceError as refusal:
-                dispatcher.utter_message(text=refusal.message)
+            if order is None or kind is None or not service.can_return(order).allowed:
+                # Stopped early; the validator explained why (the kind may have come with
+                # the opening request, "swap it for a size up", so it is no sign of that).
                 return events
+            p = service.profile
+            service.create_return_request(order, kind)
             steps = (
                 p.returns.exchange_steps if kind == ReturnKind.EXCHANGE else p.returns.return_steps
             )

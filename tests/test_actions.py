@@ -459,6 +459,10 @@ async def test_return_flow(business_engine: Engine) -> None:
     assert payloads(messages)[0]["type"] == "identified"
     with Session(business_engine) as session:
         assert session.scalar(select(ReturnRequest).where(ReturnRequest.kind == "exchange"))
+    # Asked again, the order has an open request: the validator says so on verifying, and
+    # the form's end says nothing more (it said the refusal twice).
+    messages, _ = await run(ActionStartReturn(), make_tracker("", slots=done))
+    assert texts(messages) == ""
 
 
 # --------------------------------------------------------------------- products
