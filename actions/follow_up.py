@@ -59,6 +59,29 @@ _QUESTION_START = re.compile(
 _POINTS_BACK = re.compile(r"\b(?:it|they|them|that|those|these|this one|there)\b", re.IGNORECASE)
 
 
+# "oh thats a shame. ok never mind then": the customer is letting it go, not asking.
+_LETTING_GO = re.compile(
+    r"\b(?:never ?mind|nvm|no worries|all good|fair enough|oh well|no problem|no prob|"
+    r"that'?s all|thats all|ok then|okay then|what a shame|(?:that'?s|thats) (?:a )?"
+    r"(?:shame|pity|too bad)|i'?ll (?:think about it|leave it|wait|check back)|"
+    r"maybe (?:later|another time))\b"
+    r"|^\W*(?:(?:oh|aw+|ah+)\W+)?(?:shame|pity|too bad)\b",
+    re.IGNORECASE,
+)
+MAX_LETTING_GO_WORDS = 12
+
+
+def lets_it_go(text: str) -> bool:
+    """A short remark that closes the topic ("ok never mind then", "oh well, too bad"):
+    no question in it, so there is nothing to misunderstand."""
+    words = re.findall(r"[\w']+", text)
+    return (
+        0 < len(words) <= MAX_LETTING_GO_WORDS
+        and "?" not in text
+        and bool(_LETTING_GO.search(text))
+    )
+
+
 def is_follow_up(text: str) -> bool:
     """Short, and either joined on to what came before ("and tomorrow?", "what about
     large then") or a question about it ("do they expire", "is that free?")."""
@@ -94,7 +117,8 @@ def previous_answer(tracker: Tracker) -> str | None:
 
 class ActionFallback(Action):
     """The NLU could not place the message: a follow-up of the last answer gets that answer
-    again on its own words; anything else gets the usual "didn't understand" and a person.
+    again on its own words, a remark letting the topic go ("ok never mind then") gets
+    "anything else?"; anything else gets the usual "didn't understand" and a person.
     The answer runs here, not as a follow-up action, so the dialogue policy never has to
     guess what comes after it."""
 
@@ -106,8 +130,15 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        text = latest_text(tracker)
+        if not tracker.active_loop.get("name") and lets_it_go(text):
+            # Not a misunderstanding either: the gateway must not count a fallback.
+            understood = UnderstoodSignal(question="letting_go")
+            dispatcher.utter_message(json_message=to_custom(understood))
+            dispatcher.utter_message(response="utter_anything_else")
+            return []
         answer = previous_answer(tracker)
-        if answer is None or not is_follow_up(latest_text(tracker)):
+        if answer is None or not is_follow_up(text):
             dispatcher.utter_message(response="utter_default")
             return []
         # Understood after all: the gateway must not count a misunderstanding.

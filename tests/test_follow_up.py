@@ -8,7 +8,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.follow_up import ActionFallback, is_follow_up, previous_answer
+from actions.follow_up import ActionFallback, is_follow_up, lets_it_go, previous_answer
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,27 @@ async def test_anything_else_is_not_understood() -> None:
     # After an answer a follow-up cannot ask again (an order lookup), nothing is re-run.
     lookup = [{"event": "action", "name": "action_order_status"}]
     assert previous_answer(tracker("and the other one?", lookup)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "closes"),
+    [("oh thats a shame. ok never mind then", True), ("no worries", True),
+     ("oh well, too bad", True), ("never mind, where is my order?", False),
+     ("the shame of it all is that the zip broke", False), ("blorf", False)],
+)
+def test_letting_a_topic_go(text: str, closes: bool) -> None:
+    assert lets_it_go(text) is closes
+
+
+async def test_letting_go_gets_anything_else_outside_a_form_only() -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, tracker("ok never mind then", HOURS), {})
+    understood, reply = dispatcher.messages
+    assert understood["custom"]["tandem"]["type"] == "understood"
+    assert reply["response"] == "utter_anything_else"
+    # Mid-form the form asks its question again; "anything else?" would be a second one.
+    state = tracker("ok never mind then", HOURS).current_state()
+    in_form = Tracker.from_dict({**state, "active_loop": {"name": "order_status_form"}})
+    dispatcher = CollectingDispatcher()
+    await ActionFallback().run(dispatcher, in_form, {})
+    assert [m.get("response") for m in dispatcher.messages] == ["utter_default"]
