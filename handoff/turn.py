@@ -45,17 +45,14 @@ ACTION_REASONS: dict[str, Reason] = {
     "complaint": Reason("complaint", "customer is making a complaint", "complaint"),
     # A form asked for something the customer says they do not have: only staff can look
     # the order or booking up another way.
-    "no_order_number": Reason(
-        "no_order_number", "has no order number: only staff can find the order", "no_order_number"
-    ),
-    "no_order_email": Reason(
-        "no_order_email", "cannot give the order's e-mail: only staff can check it",
-        "no_order_email",
-    ),
-    "no_booking_ref": Reason(
-        "no_booking_ref", "has no booking reference: only staff can find the booking",
-        "no_booking_ref",
-    ),
+    **{
+        code: Reason(code, text, code)
+        for code, text in {
+            "no_order_number": "has no order number: only staff can find the order",
+            "no_order_email": "cannot give the order's e-mail: only staff can check it",
+            "no_booking_ref": "has no booking reference: only staff can find the booking",
+        }.items()
+    },
 }
 
 

@@ -833,15 +833,15 @@ class BusinessProfile(BaseModel):
             or _resolve_day_of_month(cleaned, today)
         )
 
-    def names_only_a_weekday(self, text: str) -> bool:
+    def names_only_a_weekday(self, text: str, today: date) -> bool:
         """"thursday at 2", "on sat": a weekday name is what sets the day (not "today",
-        a date or a holiday)."""
+        a date or a holiday), checked in `resolve_day`'s order."""
         cleaned = _normalise(text)
         return (
             bool(_WEEKDAY_RE.search(cleaned))
-            and self._resolve_holiday(cleaned, date.today()) is None
-            and self._resolve_relative(cleaned, date.today()) is None
-            and self._resolve_explicit(cleaned, date.today()) is None
+            and self._resolve_holiday(cleaned, today) is None
+            and self._resolve_relative(cleaned, today) is None
+            and self._resolve_explicit(cleaned, today) is None
         )
 
     def _resolve_holiday(self, cleaned: str, today: date) -> date | None:

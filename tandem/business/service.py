@@ -468,11 +468,11 @@ class BusinessService:
         """The day a customer means for a booking (`BusinessProfile.resolve_day`), except
         that today's weekday named today ("thursday at 2pm" on a Thursday evening) means
         next week's when the time asked has passed, or no time is left to book today
-        (the notice included):
-        nobody books a time that has gone, and "today" is what they would have said."""
+        (the notice included): nobody books a time that has gone, and "today" is what
+        they would have said."""
         today = self.today()
         day = self.profile.resolve_day(text, today)
-        if day != today or not self.profile.names_only_a_weekday(text):
+        if day != today or not self.profile.names_only_a_weekday(text, today):
             return day
         passed = at is not None and datetime.combine(day, at, self.profile.tz) <= self.now()
         return day + timedelta(days=7) if passed or not self.free_slots(day) else day

@@ -595,9 +595,14 @@ def one_question_per_turn(
         if asked and "?" in message.text and CUSTOM_KEY not in payload and not payload.get(
             "buttons"
         ):
-            effects.unsay(view)
-            message.payload = {**payload, "internal": True, "kind": "withheld_question"}
+            withhold(effects, message, view)
         asked = asked or ends_with_question(message.text)
+
+
+def withhold(effects: Effects, message: Message, view: dict[str, Any]) -> None:
+    """Take a question back from the customer; staff still see it, as an internal note."""
+    effects.unsay(view)
+    message.payload = {**(message.payload or {}), "internal": True, "kind": "withheld_question"}
 
 
 def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str, Any]]]) -> None:
@@ -622,5 +627,4 @@ def withhold_questions(effects: Effects, bot_said: list[tuple[Message, dict[str,
             message.payload = {**payload, "withheld_question": text}
             message.text = view["text"] = kept  # the view is what gets published
         else:
-            effects.unsay(view)
-            message.payload = {**payload, "internal": True, "kind": "withheld_question"}
+            withhold(effects, message, view)
